@@ -1,0 +1,7 @@
+"""Allow ``python -m certbot_dane_tlsa``."""
+
+import sys
+
+from certbot_dane_tlsa.cli import main
+
+sys.exit(main())
