@@ -113,6 +113,53 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("verify", "bool", True, "Check what the servers serve after publishing.", True),
     Option(
+        "verify_ns",
+        "bool",
+        True,
+        "Also verify every server in the zone's NS set (addresses looked up at the primary).",
+        True,
+    ),
+    Option(
+        "ns_port",
+        "port",
+        53,
+        "Port on which the NS-set servers answer (for verify_ns).",
+        True,
+        metavar="PORT",
+    ),
+    Option(
+        "server",
+        "server",
+        None,
+        "Primary that takes RFC 2136 updates, host[:port] (default: the first nameserver).",
+        True,
+        metavar="SERVER",
+    ),
+    Option(
+        "tsig_key_file",
+        "path",
+        None,
+        "TSIG key for RFC 2136 updates, in BIND key-file syntax (tsig-keygen output).",
+        True,
+        metavar="FILE",
+    ),
+    Option(
+        "tsig_key_name",
+        "str",
+        None,
+        "Which key of tsig_key_file to use when it holds several.",
+        True,
+        metavar="NAME",
+    ),
+    Option(
+        "update_retries",
+        "int",
+        5,
+        "How often an RFC 2136 update is re-read and retried when another writer got there first.",
+        True,
+        metavar="N",
+    ),
+    Option(
         "verify_timeout",
         "seconds",
         30.0,
@@ -239,6 +286,12 @@ class ZoneSettings:
     verify: bool
     dynamic: str
     ttl: int | None
+    verify_ns: bool
+    ns_port: int
+    server: Nameserver | None
+    tsig_key_file: Path | None
+    tsig_key_name: str | None
+    update_retries: int
 
     @property
     def name(self) -> str:
@@ -378,6 +431,18 @@ def _convert(option: Option, value: Any) -> Any:
         if not ports:
             raise SettingsError(f"{key}: at least one port is needed")
         return tuple(dict.fromkeys(ports))
+    if kind == "port":
+        text = str(value).strip()
+        if not text.isdigit() or not 0 < int(text) < 65536:
+            raise SettingsError(f"{key}: {value!r} is not a port number (1-65535)")
+        return int(text)
+    if kind == "int":
+        text = str(value).strip()
+        if not text.isdigit() or int(text) > 1000:
+            raise SettingsError(f"{key}: {value!r} is not a whole number from 0 to 1000")
+        return int(text)
+    if kind == "server":
+        return Nameserver.parse(str(value))
     if kind == "proto":
         if not isinstance(value, str) or not re.match(r"^[A-Za-z][A-Za-z0-9-]{0,14}$", value):
             raise SettingsError(f"{key}: {value!r} is not a transport label such as 'tcp'")
@@ -513,6 +578,8 @@ def _zone_settings(values: Mapping[str, Any], where: str) -> ZoneSettings:
     zone_file = get("zone_file")
     if backend == "zonefile" and zone_file is None:
         raise SettingsError(f"{where}: 'zone_file' is required for zone {origin}")
+    if backend == "rfc2136" and values.get("tsig_key_file") is None:
+        raise SettingsError(f"{where}: 'tsig_key_file' is required for the rfc2136 backend")
     return ZoneSettings(
         origin=origin,
         zone_file=zone_file,
@@ -525,6 +592,12 @@ def _zone_settings(values: Mapping[str, Any], where: str) -> ZoneSettings:
         verify=get("verify"),
         dynamic=get("dynamic"),
         ttl=get("ttl"),
+        verify_ns=get("verify_ns"),
+        ns_port=get("ns_port"),
+        server=get("server"),
+        tsig_key_file=get("tsig_key_file"),
+        tsig_key_name=get("tsig_key_name"),
+        update_retries=get("update_retries"),
     )
 
 

@@ -1,0 +1,289 @@
+"""The one pipeline behind every front door: lineage -> records -> zone -> DNS -> services.
+
+`deploy` publishes and proves; `check` only proves. The deploy hook, the certbot installer and
+the monitoring command all come through here with a :class:`Settings` object, so they cannot
+drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import dns.exception
+import dns.name
+
+from certbot_dane_tlsa.errors import DaneError, SettingsError, VerificationError
+from certbot_dane_tlsa.lineage import Lineage
+from certbot_dane_tlsa.policy import DesiredState, Target, desired_state
+from certbot_dane_tlsa.publish import Outcome, publish_zone_file
+from certbot_dane_tlsa.records import TlsaParams, TlsaRecord
+from certbot_dane_tlsa.runner import describe
+from certbot_dane_tlsa.services import planned_reloads, run_reloads
+from certbot_dane_tlsa.settings import Settings, ZoneSettings
+from certbot_dane_tlsa.verify import served_tlsa, wait_until_served, zone_is_signed
+
+log = logging.getLogger(__name__)
+
+LIVE_CHECK_TIMEOUT = 30.0
+
+
+@dataclass
+class DeployReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+    verified: bool = False
+    live_checked: bool = False
+
+
+def _expected(
+    state: DesiredState, zone: ZoneSettings
+) -> dict[dns.name.Name, frozenset[TlsaRecord]]:
+    return {t.owner: state.desired[t.owner] for t in state.targets_in(zone)}
+
+
+def _managed(state: DesiredState, zone: ZoneSettings) -> dict[dns.name.Name, frozenset[TlsaParams]]:
+    return {t.owner: state.managed[t.owner] for t in state.targets_in(zone)}
+
+
+def _servers_lag(zone: ZoneSettings, state: DesiredState) -> bool:
+    """One quick look: does any server serve something other than the file's records?"""
+    managed = _managed(state, zone)
+    for server in zone.nameservers:
+        for owner, want in _expected(state, zone).items():
+            try:
+                served = served_tlsa(server.host, server.port, owner)
+            except (dns.exception.DNSException, OSError):
+                return True
+            if frozenset(r for r in served.records if r.params in managed[owner]) != want:
+                return True
+    return False
+
+
+def _warn_key_change(outcome: Outcome) -> None:
+    """A record that pinned the old key was replaced: cached copies now fail until they expire."""
+    if outcome.edit is None:
+        return
+    for change in outcome.edit.changes:
+        if change.before and change.after and not (change.before & change.after):
+            log.warning(
+                "the key behind %s changed while the old record was still published: senders "
+                "that cached it may fail for up to %d s; renew with reuse_key = True "
+                "(certbot --reuse-key) or use a key rollover",
+                change.owner,
+                2 * change.ttl,
+            )
+
+
+def deploy(
+    settings: Settings,
+    lineage_dir: Path,
+    *,
+    dry_run: bool,
+    out: TextIO,
+    reload_unchanged: bool = True,
+) -> DeployReport:
+    """Publish, verify, reload, prove. Raises :class:`DaneError` at the first failure.
+
+    ``reload_unchanged`` is True after a renewal (new certificate files need a reload even
+    when the key, and so DNS, did not change) and False for reconciliation runs.
+    """
+    lineage = Lineage.from_dir(lineage_dir)
+    material = lineage.material()
+    state = desired_state(settings, material, lineage.names())
+    for warning in state.warnings:
+        log.warning("%s", warning)
+    report = DeployReport()
+    for zone in state.zones():
+        if zone.backend != "zonefile":
+            raise SettingsError(f"zone {zone.name}: backend {zone.backend!r} is not available")
+        outcome = publish_zone_file(
+            zone,
+            state,
+            dry_run=dry_run,
+            out=out,
+            reload_when_unchanged=lambda zone=zone: _servers_lag(zone, state),  # type: ignore[misc]
+        )
+        report.outcomes.append(outcome)
+        if dry_run:
+            continue
+        _warn_key_change(outcome)
+        if zone.verify:
+            wait_until_served(
+                zone.nameservers,
+                zone.origin,
+                _expected(state, zone),
+                _managed(state, zone),
+                timeout=settings.verify_timeout,
+            )
+            report.verified = True
+        else:
+            log.warning("zone %s: verify = false, so nobody checked what DNS serves", zone.name)
+    reloads = planned_reloads(settings)
+    if not reload_unchanged and not any(o.changed for o in report.outcomes):
+        reloads = []
+    if dry_run:
+        for reload in reloads:
+            out.write(f"# would run: {describe(reload.argv)}\n")
+        return report
+    run_reloads(reloads)
+    if reloads and settings.live_check:
+        live_check(settings, state, timeout=LIVE_CHECK_TIMEOUT)
+        report.live_checked = True
+    return report
+
+
+def _live_mode(settings: Settings, port: int) -> str:
+    from certbot_dane_tlsa.livecheck import default_tls_mode
+
+    return settings.tls_check or default_tls_mode(port)
+
+
+def live_check_target(
+    settings: Settings, target: Target, records: frozenset[TlsaRecord]
+) -> list[TlsaRecord]:
+    """The records that the key the server presents right now matches (empty: none)."""
+    from certbot_dane_tlsa.livecheck import chain_matches, fetch_chain
+
+    host = target.host.to_text(omit_final_dot=True)
+    chain = fetch_chain(
+        settings.connect or host,
+        target.port,
+        mode=_live_mode(settings, target.port),
+        server_name=host,
+    )
+    return chain_matches(chain, records)
+
+
+def live_check(settings: Settings, state: DesiredState, *, timeout: float) -> None:
+    """After a reload, wait until every server presents a key that the records vouch for."""
+    deadline = time.monotonic() + timeout
+    for target in state.targets:
+        where = f"{settings.connect or target.host}:{target.port}"
+        while True:
+            try:
+                matched = live_check_target(settings, target, state.desired[target.owner])
+                problem = "" if matched else "presents a key that no published TLSA record matches"
+            except VerificationError as exc:
+                problem = str(exc)
+            if not problem:
+                log.info("live server %s presents a key that %s vouches for", where, target.owner)
+                break
+            if time.monotonic() >= deadline:
+                raise VerificationError(f"live server {where} {problem} (after {timeout:g} s)")
+            time.sleep(1.0)
+
+
+# --- check ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Finding:
+    owner: str
+    where: str
+    status: str  # "ok", "mismatch", "error"
+    detail: str
+
+
+@dataclass
+class CheckReport:
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        statuses = {f.status for f in self.findings}
+        if "mismatch" in statuses:
+            return 2
+        if "error" in statuses or not self.findings:
+            return 1
+        return 0
+
+    def summary(self) -> str:
+        counts = {s: sum(f.status == s for f in self.findings) for s in ("ok", "mismatch", "error")}
+        first_bad = next((f for f in self.findings if f.status != "ok"), None)
+        line = (
+            f"{counts['ok']} ok, {counts['mismatch']} mismatch, {counts['error']} could not check"
+        )
+        if first_bad is not None:
+            line += f"; {first_bad.owner} at {first_bad.where}: {first_bad.detail}"
+        return line
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "exit_code": self.exit_code,
+                "summary": self.summary(),
+                "findings": [f.__dict__ for f in self.findings],
+            },
+            indent=2,
+        )
+
+
+def check(settings: Settings, lineage_dir: Path) -> CheckReport:
+    """Does DNS vouch for the current certificate, and does the live server present it?"""
+    report = CheckReport()
+    try:
+        lineage = Lineage.from_dir(lineage_dir)
+        material = lineage.material()
+        state = desired_state(settings, material, lineage.names())
+    except DaneError as exc:
+        report.findings.append(Finding("-", str(lineage_dir), "error", str(exc)))
+        return report
+    served_by_owner: dict[dns.name.Name, set[TlsaRecord]] = {}
+    for target in state.targets:
+        current = state.desired[target.owner]
+        for server in target.zone.nameservers:
+            where = f"nameserver {server}"
+            try:
+                served = served_tlsa(server.host, server.port, target.owner)
+                signed = zone_is_signed(server.host, server.port, target.zone.origin)
+            except (dns.exception.DNSException, OSError) as exc:
+                report.findings.append(
+                    Finding(str(target.owner), where, "error", f"no answer: {exc}")
+                )
+                continue
+            served_by_owner.setdefault(target.owner, set()).update(served.records)
+            missing = current - served.records
+            if missing:
+                detail = f"does not serve {', '.join(r.to_text()[:18] + '...' for r in missing)}"
+                report.findings.append(Finding(str(target.owner), where, "mismatch", detail))
+            elif signed and not served.signed:
+                report.findings.append(
+                    Finding(str(target.owner), where, "mismatch", "TLSA served without RRSIG")
+                )
+            else:
+                stale = served.records - current
+                detail = "serves the current records"
+                if stale:
+                    detail += f" (+{len(stale)} other record(s))"
+                report.findings.append(Finding(str(target.owner), where, "ok", detail))
+    if settings.live_check:
+        _check_live(settings, state, served_by_owner, report)
+    return report
+
+
+def _check_live(
+    settings: Settings,
+    state: DesiredState,
+    served: Mapping[dns.name.Name, set[TlsaRecord]],
+    report: CheckReport,
+) -> None:
+    for target in state.targets:
+        where = f"live {settings.connect or target.host}:{target.port}"
+        published = frozenset(served.get(target.owner, set()))
+        try:
+            matched = live_check_target(settings, target, published)
+        except VerificationError as exc:
+            report.findings.append(Finding(str(target.owner), where, "error", str(exc)))
+            continue
+        if matched:
+            detail = f"presents a key matching {matched[0].to_text()[:18]}..."
+            report.findings.append(Finding(str(target.owner), where, "ok", detail))
+        else:
+            report.findings.append(
+                Finding(str(target.owner), where, "mismatch", "no served TLSA record matches")
+            )
