@@ -18,15 +18,16 @@ from typing import TextIO
 import dns.exception
 import dns.name
 
-from certbot_dane_tlsa.errors import DaneError, SettingsError, VerificationError
+from certbot_dane_tlsa.errors import DaneError, VerificationError
 from certbot_dane_tlsa.lineage import Lineage
+from certbot_dane_tlsa.nsverify import authoritative_servers, verify_authoritative
 from certbot_dane_tlsa.policy import DesiredState, Target, desired_state
 from certbot_dane_tlsa.publish import Outcome, publish_zone_file
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord
 from certbot_dane_tlsa.runner import describe
 from certbot_dane_tlsa.services import planned_reloads, run_reloads
 from certbot_dane_tlsa.settings import Settings, ZoneSettings
-from certbot_dane_tlsa.verify import served_tlsa, wait_until_served, zone_is_signed
+from certbot_dane_tlsa.verify import served_tlsa, zone_is_signed
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,20 @@ def _warn_key_change(outcome: Outcome) -> None:
             )
 
 
+def _publish(zone: ZoneSettings, state: DesiredState, *, dry_run: bool, out: TextIO) -> Outcome:
+    if zone.backend == "rfc2136":
+        from certbot_dane_tlsa.rfc2136 import publish_rfc2136
+
+        return publish_rfc2136(zone, state, dry_run=dry_run, out=out)
+    return publish_zone_file(
+        zone,
+        state,
+        dry_run=dry_run,
+        out=out,
+        reload_when_unchanged=lambda: _servers_lag(zone, state),
+    )
+
+
 def deploy(
     settings: Settings,
     lineage_dir: Path,
@@ -99,26 +114,21 @@ def deploy(
         log.warning("%s", warning)
     report = DeployReport()
     for zone in state.zones():
-        if zone.backend != "zonefile":
-            raise SettingsError(f"zone {zone.name}: backend {zone.backend!r} is not available")
-        outcome = publish_zone_file(
-            zone,
-            state,
-            dry_run=dry_run,
-            out=out,
-            reload_when_unchanged=lambda zone=zone: _servers_lag(zone, state),  # type: ignore[misc]
-        )
+        outcome = _publish(zone, state, dry_run=dry_run, out=out)
         report.outcomes.append(outcome)
         if dry_run:
             continue
         _warn_key_change(outcome)
         if zone.verify:
-            wait_until_served(
-                zone.nameservers,
-                zone.origin,
+            servers = verify_authoritative(
+                zone,
                 _expected(state, zone),
                 _managed(state, zone),
                 timeout=settings.verify_timeout,
+                minimum_serial=outcome.new_serial if zone.backend == "rfc2136" else None,
+            )
+            log.info(
+                "zone %s: %d authoritative server(s) serve the records", zone.name, len(servers)
             )
             report.verified = True
         else:
@@ -236,7 +246,12 @@ def check(settings: Settings, lineage_dir: Path) -> CheckReport:
     served_by_owner: dict[dns.name.Name, set[TlsaRecord]] = {}
     for target in state.targets:
         current = state.desired[target.owner]
-        for server in target.zone.nameservers:
+        try:
+            servers = authoritative_servers(target.zone)
+        except DaneError as exc:
+            report.findings.append(Finding(str(target.owner), "NS set", "error", str(exc)))
+            continue
+        for server in servers:
             where = f"nameserver {server}"
             try:
                 served = served_tlsa(server.host, server.port, target.owner)

@@ -115,8 +115,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "verify_ns",
         "bool",
-        True,
-        "Also verify every server in the zone's NS set (addresses looked up at the primary).",
+        None,
+        "Also verify every server in the zone's NS set (addresses looked up at the primary). "
+        "Default: yes when 'nameservers' is not set, no when it lists the servers.",
         True,
     ),
     Option(
@@ -592,7 +593,9 @@ def _zone_settings(values: Mapping[str, Any], where: str) -> ZoneSettings:
         verify=get("verify"),
         dynamic=get("dynamic"),
         ttl=get("ttl"),
-        verify_ns=get("verify_ns"),
+        verify_ns=get("verify_ns")
+        if values.get("verify_ns") is not None
+        else values.get("nameservers") is None,
         ns_port=get("ns_port"),
         server=get("server"),
         tsig_key_file=get("tsig_key_file"),
