@@ -153,8 +153,12 @@ def _lineage_dir(args: argparse.Namespace, *, required: bool = True) -> Path | N
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
+    from certbot_dane_tlsa.hookenv import started_by_certbot_dry_run
     from certbot_dane_tlsa.pipeline import deploy
 
+    if not args.dry_run and started_by_certbot_dry_run():
+        log.info("certbot is doing a dry run, so this is one too: nothing will be changed")
+        args.dry_run = True
     settings = _settings(args)
     lineage = _lineage_dir(args)
     assert lineage is not None

@@ -1,0 +1,3 @@
+"""Shared fixtures: real services (named, unbound, Pebble + certbot, Postfix, podman)."""
+
+pytest_plugins = ["tests.services.fixtures_dns", "tests.services.fixtures_mail"]
