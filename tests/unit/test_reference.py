@@ -1,10 +1,10 @@
-"""The settings page is generated from the code; this fails when they drift apart."""
+"""The reference pages are generated from the code; these fail when they drift apart."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from certbot_dane_tlsa.reference import settings_markdown
+from certbot_dane_tlsa.reference import commands_markdown, settings_markdown
 from certbot_dane_tlsa.settings import OPTIONS
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -12,9 +12,20 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 def test_settings_page_is_up_to_date() -> None:
     page = (DOCS / "settings.md").read_text()
-    assert page == settings_markdown(), (
-        "run: python -m certbot_dane_tlsa.reference > docs/settings.md"
+    expected = settings_markdown()
+    assert page == expected, (
+        "run: python -m certbot_dane_tlsa.reference settings > docs/settings.md"
     )
+
+
+def test_commands_page_is_up_to_date() -> None:
+    page = (DOCS / "commands.md").read_text()
+    expected = commands_markdown()
+    assert page == expected, (
+        "run: python -m certbot_dane_tlsa.reference commands > docs/commands.md"
+    )
+    for command in ("deploy", "check", "record"):
+        assert f"## {command}" in page
 
 
 def test_every_product_key_is_documented() -> None:
