@@ -352,7 +352,9 @@ def open_tmp() -> Iterator[Path]:
 
 @pytest.mark.services
 def test_real_postfix_starttls_and_key_change_after_reload(open_tmp: Path) -> None:
-    from tests.services.postfix import PostfixInstance
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from tests.services.postfix import PostfixInstance, wait_until_presented
 
     pki = make_pki("p256", names=(NAME,))
     lineage = Lineage.from_dir(write_lineage(open_tmp / "le", NAME, pki))
@@ -371,6 +373,9 @@ def test_real_postfix_starttls_and_key_change_after_reload(open_tmp: Path) -> No
         write_lineage(open_tmp / "le", NAME, pki.reissue(leaf_key=make_key("p256")))
         postfix.reload()
         new = derive(lineage.material(), TlsaParams(3, 1, 1))
+        # `postfix reload` returns before the old smtpd processes are gone: poll.
+        renewed_leaf = lineage.material().leaf
+        wait_until_presented("127.0.0.1", postfix.port, renewed_leaf.public_bytes(Encoding.DER))
         chain = fetch_chain("127.0.0.1", postfix.port, mode="starttls-smtp", server_name=NAME)
         assert chain[0] != pki.leaf
         assert chain_matches(chain, [old, new, issuer]) == [new, issuer]
