@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from certbot_dane_tlsa import __version__
+from certbot_dane_tlsa.cli_rollover import add_commands, cmd_prune, cmd_rollover
 from certbot_dane_tlsa.errors import DaneError, SettingsError
 from certbot_dane_tlsa.settings import OPTIONS
 
@@ -80,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the findings as JSON")
     _add_setting_flags(check)
 
+    demo = commands.add_parser(
+        "demo",
+        help="run the whole job on a throwaway BIND, Pebble, certbot and Postfix on loopback",
+    )
+    demo.add_argument("--workdir", metavar="DIR", help="where to make the lab's directory")
+    demo.add_argument("--keep", action="store_true", help="keep the lab's directory afterwards")
+
     record = commands.add_parser("record", help="print zone-file TLSA lines for a certificate")
     source = record.add_mutually_exclusive_group(required=True)
     source.add_argument("--cert", metavar="FILE", help="certificate or fullchain PEM file")
@@ -89,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--port", default="25", help="ports, comma-separated")
     record.add_argument("--proto", default="tcp")
     record.add_argument("--ttl", default=None, help="TTL to write (default: none)")
+    add_commands(commands)
     return parser
 
 
@@ -222,7 +231,19 @@ def _cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"deploy": _cmd_deploy, "check": _cmd_check, "record": _cmd_record}
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from certbot_dane_tlsa.demo import DemoError, run_demo
+
+    try:
+        return run_demo(
+            sys.stdout, workdir=Path(args.workdir) if args.workdir else None, keep=args.keep
+        )
+    except DemoError as exc:
+        raise DaneError(f"demo: {exc}") from exc
+
+
+COMMANDS = {"deploy": _cmd_deploy, "check": _cmd_check, "record": _cmd_record, "demo": _cmd_demo}
+COMMANDS.update({"rollover": cmd_rollover, "prune": cmd_prune})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
