@@ -136,14 +136,16 @@ def _settings(args: argparse.Namespace) -> Any:
         key[4:]: value for key, value in vars(args).items() if key.startswith("set_") and value
     }
     extra = []
+    config = args.config
     lineage = _lineage_dir(args, required=False)
     if lineage is not None:
-        from certbot_dane_tlsa.renewalconf import dane_settings
+        from certbot_dane_tlsa.renewalconf import dane_config_file, dane_settings
 
         found = dane_settings(lineage)
         if found:
             extra.append(found)
-    result = settings.from_sources(config=args.config, overrides=overrides, extra=extra)
+        config = config or dane_config_file(lineage)
+    result = settings.from_sources(config=config, overrides=overrides, extra=extra)
     if result.log_file is not None:
         _add_log_file(result.log_file)
     return result
@@ -248,6 +250,11 @@ COMMANDS.update({"rollover": cmd_rollover, "prune": cmd_prune})
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv and os.environ.get("RENEWED_LINEAGE"):
+        # Certbot runs the executables in renewal-hooks/deploy/ without arguments: a link to
+        # this command there means `deploy`.
+        argv = ["deploy"]
     args = parser.parse_args(argv)
     _setup_logging(args)
     try:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from certbot_dane_tlsa.bind import Rndc, checkzone
-from certbot_dane_tlsa.errors import CommandError, DaneError
+from certbot_dane_tlsa.errors import CommandError, DaneError, ZoneError
 from certbot_dane_tlsa.policy import DesiredState
 from certbot_dane_tlsa.runner import describe
 from certbot_dane_tlsa.settings import ZoneSettings
@@ -141,8 +141,12 @@ def publish_zone_file(
             )
             if not edit.changed:
                 log.info("zone %s: TLSA records in %s are already right", zone.name, path)
+                if dynamic:
+                    log.info("zone %s: rndc thaw (nothing to change)", zone.name)
+                    rndc.thaw()
+                    return Outcome(zone, False, False, edit.old_serial, None, edit)
                 reloaded = False
-                if not dynamic and reload_when_unchanged is not None and reload_when_unchanged():
+                if reload_when_unchanged is not None and reload_when_unchanged():
                     log.info("zone %s: the servers lag behind the file: rndc reload", zone.name)
                     rndc.reload()
                     reloaded = True
@@ -150,7 +154,9 @@ def publish_zone_file(
             backup = _install(zone, edit)
         except BaseException:
             if dynamic:
-                rndc.thaw()
+                # Never leave a dynamic zone frozen: it would refuse every update after us.
+                with suppress(DaneError):
+                    rndc.thaw()
             raise
         # Reload while still holding the lock: a rollback must never clobber the edit of a
         # concurrent run that came after ours.
@@ -160,13 +166,20 @@ def publish_zone_file(
 
 def _install(zone: ZoneSettings, edit: ZoneEdit) -> Backup:
     assert zone.zone_file is not None
-    candidate = write_candidate(edit)
+    try:
+        candidate = write_candidate(edit)
+    except OSError as exc:
+        raise ZoneError(f"cannot write beside {zone.zone_file}: {exc.strerror or exc}") from None
     try:
         checkzone(zone.checkzone, zone.name, candidate, shown_as=zone.zone_file)
     except BaseException:
         discard_candidate(candidate)
         raise
-    backup = install_candidate(candidate, zone.zone_file)
+    try:
+        backup = install_candidate(candidate, zone.zone_file)
+    except OSError as exc:
+        discard_candidate(candidate)
+        raise ZoneError(f"cannot replace {zone.zone_file}: {exc.strerror or exc}") from None
     for change in edit.changes:
         after = ", ".join(sorted(r.to_text()[:18] + "..." for r in change.after)) or "nothing"
         log.info("zone %s: %s TLSA -> %s", zone.name, change.owner, after)

@@ -47,8 +47,11 @@ def read_renewal_params(path: Path) -> dict[str, str]:
     return params
 
 
-def dane_settings(live_dir: Path) -> tuple[dict[str, Any], str] | None:
-    """The lineage's ``dane_tlsa_*`` settings as raw values, with the file they came from."""
+# The installer's --dane-tlsa-config names a settings file; it is not itself a setting.
+CONFIG_KEY = "config"
+
+
+def _dane_params(live_dir: Path) -> tuple[dict[str, str], Path] | None:
     path = renewal_conf_path(live_dir)
     if not path.is_file():
         return None
@@ -61,4 +64,19 @@ def dane_settings(live_dir: Path) -> tuple[dict[str, Any], str] | None:
         for key, value in params.items()
         if key.startswith(PREFIX) and value not in ("", "None")
     }
-    return (values, str(path)) if values else None
+    return values, path
+
+
+def dane_settings(live_dir: Path) -> tuple[dict[str, Any], str] | None:
+    """The lineage's ``dane_tlsa_*`` settings as raw values, with the file they came from."""
+    found = _dane_params(live_dir)
+    if found is None:
+        return None
+    values = {k: v for k, v in found[0].items() if k != CONFIG_KEY}
+    return (values, str(found[1])) if values else None
+
+
+def dane_config_file(live_dir: Path) -> str | None:
+    """The settings file saved by ``--dane-tlsa-config``, if the lineage has one."""
+    found = _dane_params(live_dir)
+    return found[0].get(CONFIG_KEY) if found else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from certbot_dane_tlsa.renewalconf import dane_settings, renewal_conf_path
+from certbot_dane_tlsa.renewalconf import dane_config_file, dane_settings, renewal_conf_path
 
 CONF = """\
 # renew_before_expiry = 30 days
@@ -48,3 +48,17 @@ def test_reads_only_dane_keys_of_renewalparams(tmp_path: Path) -> None:
 
 def test_missing_conf_gives_nothing(tmp_path: Path) -> None:
     assert dane_settings(tmp_path / "live" / "x") is None
+
+
+def test_saved_settings_file_is_not_a_setting(tmp_path: Path) -> None:
+    live = tmp_path / "live" / "mx.example.com"
+    live.mkdir(parents=True)
+    conf = renewal_conf_path(live)
+    conf.parent.mkdir()
+    conf.write_text(
+        "[renewalparams]\ninstaller = dane-tlsa\n"
+        "dane_tlsa_config = /etc/letsencrypt/dane-tlsa.toml\ndane_tlsa_zone = example.com\n"
+    )
+    found = dane_settings(live)
+    assert found is not None and found[0] == {"zone": "example.com"}
+    assert dane_config_file(live) == "/etc/letsencrypt/dane-tlsa.toml"
