@@ -19,6 +19,7 @@ import dns.exception
 import dns.name
 
 from certbot_dane_tlsa.errors import DaneError, VerificationError
+from certbot_dane_tlsa.keystate import utcnow
 from certbot_dane_tlsa.lineage import Lineage
 from certbot_dane_tlsa.nsverify import authoritative_servers, verify_authoritative
 from certbot_dane_tlsa.policy import DesiredState, Target, desired_state
@@ -39,6 +40,7 @@ class DeployReport:
     outcomes: list[Outcome] = field(default_factory=list)
     verified: bool = False
     live_checked: bool = False
+    every_zone_verified: bool = False
 
 
 def _expected(
@@ -107,12 +109,47 @@ def deploy(
     ``reload_unchanged`` is True after a renewal (new certificate files need a reload even
     when the key, and so DNS, did not change) and False for reconciliation runs.
     """
+    from certbot_dane_tlsa.rollover import deploy_plan
+
     lineage = Lineage.from_dir(lineage_dir)
     material = lineage.material()
-    state = desired_state(settings, material, lineage.names())
+    names = lineage.names()
+    with deploy_plan(settings, lineage, material, dry_run=dry_run) as plan:
+        state = desired_state(settings, material, names, extra_records=plan.extra_records)
+        report = _deploy(settings, state, dry_run=dry_run, out=out)
+        plan.published(
+            verified=report.every_zone_verified, added=_added(report.outcomes), now=utcnow()
+        )
+        reloads = planned_reloads(settings)
+        if not reload_unchanged and not any(o.changed for o in report.outcomes):
+            reloads = []
+        if dry_run:
+            for reload in reloads:
+                out.write(f"# would run: {describe(reload.argv)}\n")
+            return report
+        run_reloads(reloads)
+        if reloads and settings.live_check:
+            live_check(settings, state, timeout=LIVE_CHECK_TIMEOUT)
+            report.live_checked = True
+        plan.finish(material, names, now=utcnow())
+    return report
+
+
+def _added(outcomes: list[Outcome]) -> set[TlsaRecord]:
+    added: set[TlsaRecord] = set()
+    for outcome in outcomes:
+        if outcome.edit is not None:
+            for change in outcome.edit.changes:
+                added |= set(change.after) - set(change.before)
+    return added
+
+
+def _deploy(settings: Settings, state: DesiredState, *, dry_run: bool, out: TextIO) -> DeployReport:
+    """Publish and verify every zone; ``verified`` only when every zone was verified."""
     for warning in state.warnings:
         log.warning("%s", warning)
     report = DeployReport()
+    all_verified = True
     for zone in state.zones():
         outcome = _publish(zone, state, dry_run=dry_run, out=out)
         report.outcomes.append(outcome)
@@ -132,18 +169,9 @@ def deploy(
             )
             report.verified = True
         else:
+            all_verified = False
             log.warning("zone %s: verify = false, so nobody checked what DNS serves", zone.name)
-    reloads = planned_reloads(settings)
-    if not reload_unchanged and not any(o.changed for o in report.outcomes):
-        reloads = []
-    if dry_run:
-        for reload in reloads:
-            out.write(f"# would run: {describe(reload.argv)}\n")
-        return report
-    run_reloads(reloads)
-    if reloads and settings.live_check:
-        live_check(settings, state, timeout=LIVE_CHECK_TIMEOUT)
-        report.live_checked = True
+    report.every_zone_verified = all_verified and bool(report.outcomes) and not dry_run
     return report
 
 
@@ -195,7 +223,7 @@ def live_check(settings: Settings, state: DesiredState, *, timeout: float) -> No
 class Finding:
     owner: str
     where: str
-    status: str  # "ok", "mismatch", "error"
+    status: str  # "ok", "mismatch", "error"; "warning" informs and keeps the exit code
     detail: str
 
 
@@ -214,10 +242,14 @@ class CheckReport:
 
     def summary(self) -> str:
         counts = {s: sum(f.status == s for f in self.findings) for s in ("ok", "mismatch", "error")}
-        first_bad = next((f for f in self.findings if f.status != "ok"), None)
+        first_bad = next((f for f in self.findings if f.status in ("mismatch", "error")), None)
+        first_bad = first_bad or next((f for f in self.findings if f.status != "ok"), None)
         line = (
             f"{counts['ok']} ok, {counts['mismatch']} mismatch, {counts['error']} could not check"
         )
+        warnings = sum(f.status == "warning" for f in self.findings)
+        if warnings:
+            line += f", {warnings} warning(s)"
         if first_bad is not None:
             line += f"; {first_bad.owner} at {first_bad.where}: {first_bad.detail}"
         return line
@@ -278,6 +310,12 @@ def check(settings: Settings, lineage_dir: Path) -> CheckReport:
                 report.findings.append(Finding(str(target.owner), where, "ok", detail))
     if settings.live_check:
         _check_live(settings, state, served_by_owner, report)
+    from certbot_dane_tlsa.rollover import report as rollover_report
+
+    for owner, where, status, detail in rollover_report(
+        settings, lineage, material, state.targets, served_by_owner
+    ):
+        report.findings.append(Finding(owner, where, status, detail))
     return report
 
 

@@ -11,10 +11,18 @@ Certbot calls different methods on different routes; all of them end in :meth:`_
 - ``certonly -i dane-tlsa``: only ``restart`` (we find the lineage from the command line);
 - ``renew``: ``renew_deploy(lineage)`` after a real renewal, then ``restart``;
   ``generic_updates(lineage)`` on every run, due or not: reconcile DNS with the certificate.
+
+In rollover mode (the default) the key must survive renewals, so the plugin sets
+``reuse_key = True`` in the lineage's renewal config when it is attached and puts it back in
+``generic_updates`` when it went missing. Only the plugin edits that file: certbot holds its
+lock while plugins run, so nobody else writes it at the same moment. ``generic_updates`` also
+stages a next key when ``key_max_age`` says so; the commit cannot happen here (it runs
+certbot), it comes from ``certbot-dane-tlsa rollover commit --if-safe`` on a timer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 from collections.abc import Callable
@@ -94,6 +102,7 @@ class Installer(
         self._pending.clear()
         for live_dir in lineages:
             self._publish(live_dir, reload_unchanged=True)
+            self._enforce_reuse_key(live_dir, repair=False)
 
     # --- renewal hooks ----------------------------------------------------------------
 
@@ -102,7 +111,99 @@ class Installer(
         self._publish(Path(lineage.cert_path).parent, reload_unchanged=True)
 
     def generic_updates(self, lineage: Any, *args: Any, **kwargs: Any) -> None:
-        self._publish(Path(lineage.cert_path).parent, reload_unchanged=False)
+        live_dir = Path(lineage.cert_path).parent
+        self._enforce_reuse_key(live_dir, repair=True)
+        if not self._stage_if_old(live_dir):
+            self._publish(live_dir, reload_unchanged=False)
+
+    # --- rollover mode ------------------------------------------------------------------
+
+    def _enforce_reuse_key(self, live_dir: Path, *, repair: bool) -> None:
+        """Rollover mode needs ``reuse_key = True``; set it, or put it back with a warning."""
+        from certbot_dane_tlsa.renewalconf import renewal_conf_path
+
+        settings = self._settings()
+        if settings.mode != "rollover":
+            return
+        path = renewal_conf_path(live_dir)
+        if not path.is_file():
+            logger.warning("dane-tlsa: %s is missing; cannot make renewals reuse the key", path)
+            return
+        changed = _set_reuse_key(path)
+        if changed and repair:
+            logger.warning(
+                "dane-tlsa: %s had lost reuse_key = True; put it back, because a new key at "
+                "renewal breaks DANE for up to 2 x TTL (use 'certbot-dane-tlsa rollover' to "
+                "change keys, or set dane_tlsa_mode = replace to accept the risk)",
+                path,
+            )
+        elif changed:
+            logger.info("dane-tlsa: set reuse_key = True in %s", path)
+        self._warn_key_shape_drift(live_dir, path)
+
+    def _warn_key_shape_drift(self, live_dir: Path, path: Path) -> None:
+        """A renewal config whose key_type differs from the key has drifted (certbot #9635)."""
+        from certbot_dane_tlsa.errors import DaneError
+        from certbot_dane_tlsa.keygen import shape_of
+        from certbot_dane_tlsa.lineage import Lineage
+        from certbot_dane_tlsa.renewalconf import read_renewal_params
+
+        try:
+            key = Lineage.from_dir(live_dir).material().leaf.public_key()
+            shape = shape_of(key)
+            params = read_renewal_params(path)
+        except (DaneError, OSError) as exc:
+            logger.debug("dane-tlsa: cannot compare key shapes: %s", exc)
+            return
+        wanted = params.get("key_type", "").strip().lower()
+        size = params.get("rsa_key_size", "").strip()
+        curve = params.get("elliptic_curve", "").strip().lower()
+        drift = (
+            (wanted and wanted != shape.key_type)
+            or (shape.key_type == "rsa" and size and size != str(shape.key_size))
+            or (shape.key_type == "ecdsa" and curve and curve != shape.curve)
+        )
+        if drift:
+            logger.warning(
+                "dane-tlsa: %s asks for key_type %s but the certificate's key is %s: the key "
+                "type or size changed or is about to; change keys only with a rollover",
+                path,
+                wanted or "(default)",
+                shape,
+            )
+
+    def _stage_if_old(self, live_dir: Path) -> bool:
+        """Stage a next key when the current one is older than key_max_age; True if done."""
+        from certbot_dane_tlsa.errors import DaneError
+        from certbot_dane_tlsa.keystate import utcnow
+        from certbot_dane_tlsa.lineage import Lineage
+        from certbot_dane_tlsa.rollover import key_age, stage, state_store
+
+        settings = self._settings()
+        if settings.mode != "rollover" or settings.key_max_age is None:
+            return False
+        try:
+            lineage = Lineage.from_dir(live_dir)
+            age = key_age(lineage, utcnow())
+            state = state_store(settings, live_dir).load()
+            if age.days < settings.key_max_age or (state is not None and state.next is not None):
+                return False
+            logger.info(
+                "dane-tlsa: the key of %s is %d days old (key_max_age %d): staging the next key",
+                live_dir.name,
+                age.days,
+                settings.key_max_age,
+            )
+            stage(settings, live_dir, out=io.StringIO())
+        except (DaneError, OSError) as exc:
+            raise errors.PluginError(f"dane-tlsa: {live_dir.name}: staging: {exc}") from exc
+        logger.warning(
+            "dane-tlsa: a next key for %s is staged; 'certbot-dane-tlsa rollover commit "
+            "--if-safe --cert-name %s' (from a timer) puts it into use once it is safe",
+            live_dir.name,
+            live_dir.name,
+        )
+        return True
 
     # --- the door into the pipeline -----------------------------------------------------
 
@@ -170,3 +271,31 @@ class Installer(
         if best is None:
             raise errors.PluginError(f"dane-tlsa: found no lineage for {', '.join(sorted(wanted))}")
         return [best[1]]
+
+
+def _set_reuse_key(path: Path) -> bool:
+    """Make ``[renewalparams] reuse_key = True``; False when it already was. Atomic write."""
+    import os
+    import tempfile
+
+    import configobj
+
+    conf = configobj.ConfigObj(str(path), encoding="utf-8", default_encoding="utf-8")
+    params = conf.setdefault("renewalparams", {})
+    if str(params.get("reuse_key", "")).strip().lower() == "true":
+        return False
+    params["reuse_key"] = "True"
+    mode = path.stat().st_mode & 0o7777
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            conf.write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise
+    return True

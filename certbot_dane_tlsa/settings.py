@@ -30,6 +30,7 @@ DEFAULT_CONFIG = Path("/etc/letsencrypt/dane-tlsa.toml")
 CONFIG_ENV = "CERTBOT_DANE_TLSA_CONFIG"
 SERIAL_METHODS = ("auto", "increment", "date", "unixtime", "keep")
 BACKENDS = ("zonefile", "rfc2136")
+MODES = ("rollover", "replace")
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,46 @@ OPTIONS: tuple[Option, ...] = (
         metavar="MODE",
     ),
     Option("log_file", "path", None, "Append a log here as well as stderr.", metavar="FILE"),
+    Option(
+        "mode",
+        "choice",
+        "rollover",
+        "How a key change reaches DNS: rollover keeps the key across renewals (reuse_key) and "
+        "changes it only by a planned current + next rollover; replace swaps the record when a "
+        "renewal brings a new key (senders that cached the old record fail for up to 2 x TTL).",
+        choices=MODES,
+    ),
+    Option(
+        "key_max_age",
+        "int",
+        None,
+        "Days after which certbot's renewal run stages a next key by itself (rollover mode); "
+        "the commit then comes from 'rollover commit --if-safe' on a timer.",
+        metavar="DAYS",
+    ),
+    Option(
+        "state_dir",
+        "path",
+        None,
+        "Where the rollover state and staged keys live, one subdirectory per certificate "
+        "(default: <certbot config dir>/dane-tlsa).",
+        metavar="DIR",
+    ),
+    Option(
+        "resolver",
+        "server",
+        None,
+        "Validating resolver, host[:port], that must serve a next key's records with the AD bit "
+        "before a rollover commits.",
+        metavar="SERVER",
+    ),
+    Option(
+        "certbot",
+        "command",
+        ["certbot"],
+        "Command prefix that runs certbot for 'rollover commit'.",
+        metavar="COMMAND",
+    ),
 )
 OPTIONS_BY_KEY = {o.key: o for o in OPTIONS}
 ZONE_KEYS = frozenset(o.key for o in OPTIONS if o.zone_level)
@@ -319,6 +360,11 @@ class Settings:
     tls_check: str | None
     log_file: Path | None
     sources: tuple[str, ...] = field(default=())
+    mode: str = "rollover"
+    key_max_age: int | None = None
+    state_dir: Path | None = None
+    resolver: Nameserver | None = None
+    certbot: tuple[str, ...] = ("certbot",)
 
     def zone_for(self, name: dns.name.Name) -> ZoneSettings | None:
         """The zone with the longest origin that contains ``name`` (RFC 1034 closest zone)."""
@@ -635,6 +681,9 @@ def build(raw: RawSettings) -> Settings:
         "tls",
     ):
         raise SettingsError(f"tls_check: {tls_check!r} is not one of starttls-smtp, tls, ...")
+    key_max_age = get("key_max_age")
+    if key_max_age == 0:
+        raise SettingsError("key_max_age: 0 days would stage a new key on every run; use 1 or more")
     return Settings(
         zones=tuple(zones),
         hosts=get("hosts"),
@@ -654,6 +703,11 @@ def build(raw: RawSettings) -> Settings:
         tls_check=tls_check,
         log_file=get("log_file"),
         sources=tuple(raw.sources),
+        mode=get("mode"),
+        key_max_age=key_max_age,
+        state_dir=get("state_dir"),
+        resolver=get("resolver"),
+        certbot=get("certbot"),
     )
 
 

@@ -83,8 +83,10 @@ def test_installer_route_through_issue_renew_reuse_and_dry_run(
     assert params["dane_tlsa_zone_file"] == str(zone_file)
     assert params["dane_tlsa_nameservers"] == f"127.0.0.1:{named.port}"
 
-    # 3. A real renewal with a new key: the served record follows the new key.
-    certbot.renew()
+    # 3. A renewal with a new key (the plugin made the lineage reuse its key, so ask for a
+    #    new one): the served record follows the new key.
+    assert renewalparams(certbot)["reuse_key"] == "True"
+    certbot.renew("--new-key")
     second = live_311(live)
     assert second != first
     assert served(named) == ({second}, True)
@@ -200,3 +202,28 @@ def test_certbot_dry_run_with_deploy_hooks_changes_nothing(
     assert live_311(live) in log_text  # the diff it printed names the record
     assert named.zone_file(ZONE).read_bytes() == zone_text
     assert served(named)[0] == set()
+
+
+def test_link_in_renewal_hooks_deploy_runs_deploy(
+    tmp_path: Path, signed_zone_server: NamedServer, certbot_env: Certbot
+) -> None:
+    """Certbot runs renewal-hooks/deploy/* without arguments; a bare link must still work."""
+    import os
+    import shutil
+
+    named, certbot = signed_zone_server, certbot_env
+    config = write_settings(
+        tmp_path / "dane-tlsa.toml",
+        zone=ZONE,
+        zone_file=named.zone_file(ZONE),
+        rndc=named.rndc_argv,
+        nameservers=[f"127.0.0.1:{named.port}"],
+    )
+    live = certbot.certonly(HOST)
+    hooks = certbot.config_dir / "renewal-hooks" / "deploy"
+    hooks.mkdir(parents=True, exist_ok=True)
+    command = shutil.which("certbot-dane-tlsa", path=certbot.env()["PATH"])
+    assert command is not None
+    os.symlink(command, hooks / "certbot-dane-tlsa")
+    certbot.run("renew", "--force-renewal", extra_env={"CERTBOT_DANE_TLSA_CONFIG": str(config)})
+    assert served(named) == ({live_311(live)}, True)
