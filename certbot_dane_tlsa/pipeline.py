@@ -21,14 +21,12 @@ import dns.name
 from certbot_dane_tlsa.errors import DaneError, VerificationError
 from certbot_dane_tlsa.keystate import utcnow
 from certbot_dane_tlsa.lineage import Lineage
-from certbot_dane_tlsa.nsverify import authoritative_servers, verify_authoritative
 from certbot_dane_tlsa.policy import DesiredState, Target, desired_state
 from certbot_dane_tlsa.publish import Outcome, publish_zone_file
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord
 from certbot_dane_tlsa.runner import describe
 from certbot_dane_tlsa.services import planned_reloads, run_reloads
 from certbot_dane_tlsa.settings import Settings, ZoneSettings
-from certbot_dane_tlsa.verify import served_tlsa, zone_is_signed
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +53,8 @@ def _managed(state: DesiredState, zone: ZoneSettings) -> dict[dns.name.Name, fro
 
 def _servers_lag(zone: ZoneSettings, state: DesiredState) -> bool:
     """One quick look: does any server serve something other than the file's records?"""
+    from certbot_dane_tlsa.verify import served_tlsa
+
     managed = _managed(state, zone)
     for server in zone.nameservers:
         for owner, want in _expected(state, zone).items():
@@ -157,6 +157,8 @@ def _deploy(settings: Settings, state: DesiredState, *, dry_run: bool, out: Text
             continue
         _warn_key_change(outcome)
         if zone.verify:
+            from certbot_dane_tlsa.nsverify import verify_authoritative
+
             servers = verify_authoritative(
                 zone,
                 _expected(state, zone),
@@ -267,6 +269,9 @@ class CheckReport:
 
 def check(settings: Settings, lineage_dir: Path) -> CheckReport:
     """Does DNS vouch for the current certificate, and does the live server present it?"""
+    from certbot_dane_tlsa.nsverify import authoritative_servers
+    from certbot_dane_tlsa.verify import served_tlsa, zone_is_signed
+
     report = CheckReport()
     try:
         lineage = Lineage.from_dir(lineage_dir)

@@ -29,13 +29,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import dns.exception
 import dns.flags
-import dns.message
 import dns.name
-import dns.query
 import dns.rdatatype
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
@@ -56,6 +54,9 @@ from certbot_dane_tlsa.records import TlsaRecord
 from certbot_dane_tlsa.renewalconf import read_renewal_params, renewal_conf_path
 from certbot_dane_tlsa.settings import Nameserver, Settings, ZoneSettings
 from certbot_dane_tlsa.tlsa import Material, derive, derive_from_public_key
+
+if TYPE_CHECKING:
+    import dns.message
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +224,10 @@ class Answer:
 def _ask(
     server: Nameserver, owner: dns.name.Name, rdtype: str, *, recursive: bool
 ) -> dns.message.Message:
+    # dns.query pulls in most of dnspython; only DNS checks pay for it, not every deploy.
+    import dns.message
+    import dns.query
+
     request = dns.message.make_query(owner, rdtype, want_dnssec=True)
     if recursive:
         request.flags |= dns.flags.AD
