@@ -18,7 +18,14 @@ import dns.name
 
 from certbot_dane_tlsa.errors import SettingsError, ZoneError
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord
-from certbot_dane_tlsa.zonefile.scanner import Point, ScanResult, TlsaSpot, lines_before, scan_zone
+from certbot_dane_tlsa.zonefile.scanner import (
+    Follower,
+    Point,
+    ScanResult,
+    TlsaSpot,
+    lines_before,
+    scan_zone,
+)
 from certbot_dane_tlsa.zonefile.serial import SERIAL_METHODS, next_serial
 
 _COPY_BLOCK = 1 << 20
@@ -370,6 +377,36 @@ def plan_zone_edit(
     )
 
 
+@dataclass(frozen=True)
+class _TtlStep:
+    """A splice of whole record lines, as far as the TTL of the next record is concerned."""
+
+    start: int
+    end: int
+    before: int | None  # what a record at ``start`` inherited in the original file
+    ttl: int | None  # the TTL of the last written line that states one (None: no such line)
+    follower: Follower | None  # the first record after ``end`` in the main file
+    included: tuple[Follower, ...] = ()  # first records of $INCLUDEd files before that one
+
+
+def _would_change(follower: Follower, now: int | None) -> bool:
+    """Whether ``follower`` would inherit ``now`` instead of the TTL it has."""
+    return (
+        follower.inherits
+        and not follower.explicit_ttl
+        and follower.inherited is not None
+        and follower.inherited != now
+    )
+
+
+def _cannot_keep_ttl(follower: Follower, source: str) -> ZoneError:
+    line = lines_before(follower.file, follower.offset)
+    return ZoneError(
+        f"{follower.file}:{line}: this record states no TTL, so it takes the TTL of {source}, "
+        "which the edit changes; give it a TTL (or add $TTL to the zone)"
+    )
+
+
 class _Planner:
     def __init__(self, scan: ScanResult, origin: dns.name.Name, ttl: int | None) -> None:
         self.scan = scan
@@ -377,6 +414,7 @@ class _Planner:
         self.ttl = ttl
         self.splices: list[Splice] = []
         self.owner_fixes: dict[int, bytes] = {}
+        self.steps: list[_TtlStep] = []
 
     def _ttl_text(self, spots: list[TlsaSpot]) -> bytes | None:
         if self.ttl is not None:
@@ -406,10 +444,21 @@ class _Planner:
         to_add = sorted(after - before)
         if mine:
             first = mine[0]
-            point = Point(first.start, first.origin, first.implicit_ttl)
+            point = Point(
+                first.start,
+                first.origin,
+                first.implicit_ttl,
+                inherits=first.inherits,
+                follower=first.as_follower(),
+            )
         else:
             assert scan.eof is not None
             point = anchor_end or scan.eof
+        if ttl_text is None and point.inherits and point.implicit_ttl is not None:
+            # Without $TTL a line that omits its TTL takes the one of whatever precedes it,
+            # which this edit may change too: state the TTL it would have got.
+            ttl_text = str(point.implicit_ttl).encode()
+        written_ttl = None if ttl_text is None or not to_add else _parse_ttl(ttl_text)
         eol = scan.eol
         text = b"".join(
             _record_line(_owner_text(owner, self.origin, point.origin), ttl_text, rec, eol)
@@ -420,13 +469,36 @@ class _Planner:
             if mine and mine[0] in removed:
                 replaced = mine[0]
                 self.splices.append(Splice(replaced.start, replaced.end, text))
+                self.steps.append(
+                    _TtlStep(
+                        replaced.start,
+                        replaced.end,
+                        replaced.implicit_ttl,
+                        written_ttl,
+                        replaced.follower,
+                        tuple(replaced.included),
+                    )
+                )
             else:
                 self.splices.append(Splice(point.offset, point.offset, text))
+                self.steps.append(
+                    _TtlStep(
+                        point.offset,
+                        point.offset,
+                        point.implicit_ttl,
+                        written_ttl,
+                        point.follower,
+                        tuple(point.included),
+                    )
+                )
         by_start = {s.start: s for s in removed}
         for s in removed:
             if s is replaced:
                 continue
             self.splices.append(Splice(s.start, s.end, b""))
+            self.steps.append(
+                _TtlStep(s.start, s.end, s.implicit_ttl, None, s.follower, tuple(s.included))
+            )
             if not s.explicit_owner:
                 continue
             # A following blank-owner line inherited this owner: keep it where it was.
@@ -459,8 +531,44 @@ class _Planner:
             return self.scan.eof.implicit_ttl
         return self.scan.soas[0].minimum
 
+    def _keep_inherited_ttls(self) -> None:
+        """Give a record the TTL it had when the edit in front of it would change it.
+
+        Steps with no record between them form one run; after a run, the next record inherits
+        the TTL of the last written line that states one, or else what the run's first step
+        inherited. When that differs from what the record inherited before, and no $TTL
+        makes inheritance moot, its old TTL is written into it.
+        """
+        steps = sorted(self.steps, key=lambda s: (s.start, s.end))  # stable: splice order
+        i = 0
+        while i < len(steps):
+            now = steps[i].before
+            j = i
+            while True:
+                step = steps[j]
+                if step.ttl is not None:
+                    now = step.ttl
+                for inner in step.included:
+                    if _would_change(inner, now):
+                        raise _cannot_keep_ttl(inner, "the record before it in the main file")
+                follower = step.follower
+                nxt = steps[j + 1] if j + 1 < len(steps) else None
+                if nxt is None or (follower is not None and nxt.start > follower.offset):
+                    break
+                j += 1
+            i = j + 1
+            if follower is None or not _would_change(follower, now):
+                continue
+            if follower.after_include:
+                # Which TTL it has depends on the reader; no text keeps both readings.
+                raise _cannot_keep_ttl(follower, "the record before the $INCLUDE above it")
+            assert follower.inherited is not None
+            text = follower.sep + str(follower.inherited).encode()
+            self.splices.append(Splice(follower.ttl_at, follower.ttl_at, text))
+
     def finish(self) -> list[Splice]:
         """Sort and merge the splices; make text added at the end of the file start a line."""
+        self._keep_inherited_ttls()
         scan = self.scan
         splices = sorted(self.splices, key=lambda s: (s.start, s.end))
         if not scan.ends_with_newline:

@@ -41,6 +41,19 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _rename_over(src: Path, dst: Path) -> None:
+    """Atomically rename ``src`` to ``dst`` and make sure ``src`` is gone afterwards.
+
+    When both names are already links to one inode (after a restore, or after a kill between
+    keeping the backup and the swap), rename(2) succeeds without doing anything and ``src``
+    would stay behind as a stray temporary file; ``dst`` already is that file, so dropping the
+    ``src`` link is all that is left to do.
+    """
+    os.replace(src, dst)
+    with contextlib.suppress(FileNotFoundError):
+        src.unlink()
+
+
 def _touch_fresh(path: Path) -> None:
     """Give ``path`` an mtime later than any it had, even on coarse-clock file systems."""
     before = path.stat().st_mtime_ns
@@ -112,7 +125,7 @@ class Backup:
         try:
             os.link(self.saved, tmp)
             _touch_fresh(tmp)
-            os.replace(tmp, self.target)
+            _rename_over(tmp, self.target)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -146,7 +159,7 @@ def install_candidate(candidate: Path, target: Path) -> Backup:
     staging = target.parent / f".{target.name}.{_TAG}.{secrets.token_hex(8)}.tmp"
     try:
         os.link(target, staging)
-        os.replace(staging, saved)
+        _rename_over(staging, saved)
     except OSError as exc:
         with contextlib.suppress(OSError):
             staging.unlink()

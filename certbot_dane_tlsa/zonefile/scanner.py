@@ -11,7 +11,9 @@ explicit owner there is some untracked name, which a single anchored search find
 
 While no ``$TTL`` is in effect, an omitted TTL depends on the previous record (RFC 1035), so
 the scanner then tokenizes every line; ``full=True`` forces that everywhere, which is how the
-tests check that the fast path reads a file exactly as the line-by-line path does.
+tests check that the fast path reads a file exactly as the line-by-line path does. For the same
+reason the scanner notes, after each managed record and each anchor, the record that follows
+(its :class:`Follower`): an edit there can change what that record inherits.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import BinaryIO
@@ -56,6 +58,28 @@ _OWNER_END = rb'(?=[ \t\r\f\v\n;()"])'
 _GENERATE_RE = re.compile(r"\\\$|\$\{(-?\d+)(?:,(\d+)(?:,([doxXnN]))?)?\}|\$")
 
 
+@dataclass(frozen=True)
+class Follower:
+    """The first record after an edit point, told in terms of the TTL it inherits.
+
+    Without ``$TTL`` a record that omits its TTL takes the previous record's, so adding or
+    removing a line with a TTL in front of it would change its TTL; the editor then writes the
+    TTL it had into it, at ``ttl_at``.
+    """
+
+    offset: int  # start of the record's line (or of a $GENERATE line)
+    ttl_at: int  # where a TTL can go: just after the owner field
+    sep: bytes  # white space to put in front of that TTL
+    explicit_ttl: bool
+    inherited: int | None  # the TTL it takes when it states none
+    inherits: bool  # no $TTL in effect: an omitted TTL is the previous record's
+    main: bool  # in the main zone file (not in an $INCLUDEd one), so it can be edited
+    file: Path
+    # An $INCLUDE with records comes between the edit point and this record. BIND then gives
+    # an omitted TTL from the included file's last record, dnspython from before the $INCLUDE.
+    after_include: bool = False
+
+
 @dataclass
 class Point:
     """A byte offset in the main file, with what a record written there would inherit."""
@@ -63,6 +87,11 @@ class Point:
     offset: int
     origin: dns.name.Name
     implicit_ttl: int | None
+    inherits: bool = False  # see Follower.inherits
+    # The first record after this point in the main file (None: none before its end), and
+    # the first record of each $INCLUDEd file in between.
+    follower: Follower | None = None
+    included: list[Follower] = field(default_factory=list)
 
 
 @dataclass
@@ -80,8 +109,27 @@ class TlsaSpot:
     ttl: int
     origin: dns.name.Name
     implicit_ttl: int | None
+    # Where a TTL can go in this record, and whether its own omitted TTL is inherited.
+    ttl_at: int = 0
+    ttl_sep: bytes = b" "
+    inherits: bool = False
     # The next record line, when it has a blank owner (it inherits this record's owner).
     next_blank: Point | None = None
+    # As in Point.
+    follower: Follower | None = None
+    included: list[Follower] = field(default_factory=list)
+
+    def as_follower(self) -> Follower:
+        return Follower(
+            offset=self.start,
+            ttl_at=self.ttl_at,
+            sep=self.ttl_sep,
+            explicit_ttl=self.ttl_text is not None,
+            inherited=self.implicit_ttl,
+            inherits=self.inherits,
+            main=self.main,
+            file=self.file,
+        )
 
 
 @dataclass
@@ -118,6 +166,19 @@ class _Context:
     forms: dict[dns.name.Name, tuple[dict[bytes, dns.name.Name], re.Pattern[bytes] | None]] = field(
         default_factory=dict
     )
+    # Spots and points (main file) still waiting for the record that follows them; shared by
+    # all files, since that record may be the first one of an $INCLUDEd file.
+    awaiting: list[TlsaSpot | Point] = field(default_factory=list)
+
+    def resolve_followers(self, follower: Follower) -> None:
+        for item in self.awaiting:
+            if not follower.main:
+                item.included.append(follower)
+            elif item.included:
+                item.follower = replace(follower, after_include=True)
+            else:
+                item.follower = follower
+        self.awaiting.clear()
 
     def owner_forms(
         self, origin: dns.name.Name
@@ -151,6 +212,11 @@ class _State:
     default_from_soa: bool = False
     last_ttl: int = 0
     last_known: bool = False
+
+    def inherits(self) -> bool:
+        # Whether an omitted TTL is the previous record's (no $TTL; the SOA minimum only
+        # stands in until a record gives a TTL).
+        return not self.default_known or self.default_from_soa
 
     def implicit_ttl(self) -> int | None:
         # The TTL of a record that states none, as dnspython and BIND (RFC 2308 mode) give it.
@@ -362,8 +428,14 @@ class _FileScan:
             result = self.ctx.result
             result.size = self.base + len(self.buf)
             result.ends_with_newline = self.last_byte in (b"", b"\n")
-            result.eof = Point(result.size, self.state.origin, self.state.implicit_ttl())
+            result.eof = Point(
+                result.size,
+                self.state.origin,
+                self.state.implicit_ttl(),
+                inherits=self.state.inherits(),
+            )
             self._resolve_pending(None)
+            self.ctx.awaiting.clear()  # nothing follows them
 
     def _gap(self, a: int, b: int) -> None:
         """Lines [a, b) hold only simple one-line records (none of them tracked)."""
@@ -372,11 +444,19 @@ class _FileScan:
         buf = self.buf
         explicit = _EXPLICIT_RE.search(buf, a, b)
         end = explicit.start() if explicit else b
-        if self.pending:
+        if self.pending or self.ctx.awaiting:
             first = _RECORD_RE.search(buf, a, b)
             if first is not None:
                 blank = buf[first.start()] in b" \t\f\v"
                 self._resolve_pending(first.start() if blank else None)
+                if self.ctx.awaiting:
+                    # Lines are only skipped while a $TTL is in effect, and then no record
+                    # inherits a TTL from the one before it: nothing to keep for this one.
+                    assert not self.state.inherits()
+                    at = self.base + first.start()
+                    self.ctx.resolve_followers(
+                        Follower(at, at, b" ", False, None, False, self.main, self.path)
+                    )
         owner = self.state.owner
         if self.main and owner is not None and owner in self.ctx.anchors:
             last_end = -1
@@ -397,9 +477,14 @@ class _FileScan:
         self.pending.clear()
 
     def _set_anchor_end(self, owner: dns.name.Name, offset: int) -> None:
-        self.ctx.result.anchor_ends[owner] = Point(
-            self.base + offset, self.state.origin, self.state.implicit_ttl()
+        point = Point(
+            self.base + offset,
+            self.state.origin,
+            self.state.implicit_ttl(),
+            inherits=self.state.inherits(),
         )
+        self.ctx.result.anchor_ends[owner] = point
+        self.ctx.awaiting.append(point)
 
     # -- one logical record ---------------------------------------------------------------------
 
@@ -425,6 +510,7 @@ class _FileScan:
         if self.pending:
             self._resolve_pending(start if rec.blank_owner else None)
         implicit_here = state.implicit_ttl()
+        inherits_here = state.inherits()
         i = 0
         if rec.blank_owner:
             if not state.owner_defined:
@@ -454,6 +540,23 @@ class _FileScan:
             raise self._syntax(start, "record without a type")
         rdtype = _type_code(_text(buf, toks[i]))
         data = toks[i + 1 :]
+        # A TTL goes right after the owner field: after the owner's word, or at the start of a
+        # blank-owner line (so an owner name added there later still comes first).
+        ttl_at = start if rec.blank_owner else first.end
+        ttl_sep = buf[ttl_at : ttl_at + 1] if buf[ttl_at : ttl_at + 1] in (b" ", b"\t") else b" "
+        if self.ctx.awaiting:
+            self.ctx.resolve_followers(
+                Follower(
+                    offset=self.base + start,
+                    ttl_at=self.base + ttl_at,
+                    sep=ttl_sep,
+                    explicit_ttl=ttl is not None,
+                    inherited=implicit_here,
+                    inherits=inherits_here,
+                    main=self.main,
+                    file=self.path,
+                )
+            )
         if ttl is not None:
             state.last_ttl, state.last_known = ttl, True
         if rdtype == _SOA:
@@ -477,6 +580,9 @@ class _FileScan:
                 ttl=ttl,
                 origin=state.origin,
                 implicit_ttl=implicit_here,
+                ttl_at=self.base + ttl_at,
+                ttl_sep=ttl_sep,
+                inherits=inherits_here,
             )
             managed = self.ctx.managed.get(owner)
             if not self.main and managed is not None and spot.record.params in managed:
@@ -488,6 +594,7 @@ class _FileScan:
             self.ctx.result.tlsa.append(spot)
             if self.main:
                 self.pending.append(spot)
+                self.ctx.awaiting.append(spot)
         state.owner = owner
         state.owner_defined = True
         if self.main and owner is not None and owner in self.ctx.anchors:
@@ -581,8 +688,12 @@ class _FileScan:
             raise self._zone_error(start, "$INCLUDE nested too deeply (a loop?)")
         if not target.is_file():
             raise self._zone_error(start, f"$INCLUDE file {target} does not exist")
-        # As in BIND and dnspython, nothing the included file sets survives its end.
+        # As in BIND and dnspython, nothing the included file sets survives its end (but see
+        # Follower.after_include). Its first record follows what awaits one; the next record
+        # of this file does too.
+        waiting = list(self.ctx.awaiting)
         _FileScan(target, self.ctx, state, main=False, depth=self.depth + 1).run()
+        self.ctx.awaiting[:] = waiting
 
     def _generate(self, start: int, args: list[Token]) -> None:
         buf = self.buf
@@ -590,8 +701,34 @@ class _FileScan:
             raise self._syntax(start, "$GENERATE needs a range, owner, type and data")
         words = [_text(buf, t) for t in args]
         i = 2
-        while i < len(words) - 1 and (_is_ttl(words[i]) is not None or _is_class(words[i])):
+        ttl: int | None = None
+        while i < len(words) - 1:
+            value = _is_ttl(words[i]) if ttl is None else None
+            if value is not None:
+                ttl = value
+            elif not _is_class(words[i]):
+                break
             i += 1
+        state = self.state
+        if self.ctx.awaiting:
+            # The records it makes inherit a TTL like any record; a TTL for them goes after
+            # the owner pattern.
+            at = args[1].end
+            sep = buf[at : at + 1] if buf[at : at + 1] in (b" ", b"\t") else b" "
+            self.ctx.resolve_followers(
+                Follower(
+                    offset=self.base + start,
+                    ttl_at=self.base + at,
+                    sep=sep,
+                    explicit_ttl=ttl is not None,
+                    inherited=state.implicit_ttl(),
+                    inherits=state.inherits(),
+                    main=self.main,
+                    file=self.path,
+                )
+            )
+        if ttl is not None:
+            state.last_ttl, state.last_known = ttl, True
         if _type_code(words[i]) != _TLSA:
             return
         m = re.fullmatch(r"(\d+)-(\d+)(?:/(\d+))?", words[0])

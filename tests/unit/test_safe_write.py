@@ -86,6 +86,44 @@ def test_install_and_restore(zone: Path) -> None:
     assert sorted(p.name for p in zone.parent.iterdir() if p.name.endswith(".tmp")) == []
 
 
+def temp_files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_install_after_a_restore_leaves_no_temp_file(zone: Path) -> None:
+    # After a restore the backup and the zone are one inode, so renaming the staging link
+    # onto the backup is a no-op for rename(2); the staging link must still go away.
+    install_candidate(write_candidate(make_edit(zone)), zone).restore()
+    backup_path = zone.parent / ".db.example.com.dane-tlsa.bak"
+    assert backup_path.stat().st_ino == zone.stat().st_ino  # the state that matters here
+    candidate = write_candidate(make_edit(zone))
+    new_bytes = candidate.read_bytes()
+    backup = install_candidate(candidate, zone)
+    assert temp_files(zone.parent) == []
+    assert zone.read_bytes() == new_bytes
+    assert backup.saved.read_text() == TEXT
+    backup.restore()  # the backup still works
+    assert zone.read_text() == TEXT
+    assert temp_files(zone.parent) == []
+
+
+def test_restore_onto_the_same_inode_leaves_no_temp_file(zone: Path) -> None:
+    # A second restore finds the zone already linked to the backup: the rename of the temp
+    # link is a no-op, yet the zone must get a fresh mtime and no temp file may remain.
+    backup = install_candidate(write_candidate(make_edit(zone)), zone)
+    backup.restore()
+    assert backup.saved.stat().st_ino == zone.stat().st_ino
+    restored_mtime = zone.stat().st_mtime_ns
+    backup.restore()
+    assert zone.read_text() == TEXT
+    assert zone.stat().st_mtime_ns > restored_mtime  # fresh, or rndc would skip the reload
+    assert temp_files(zone.parent) == []
+    assert sorted(p.name for p in zone.parent.iterdir()) == [
+        ".db.example.com.dane-tlsa.bak",
+        "db.example.com",
+    ]
+
+
 def test_second_install_replaces_the_older_backup(zone: Path) -> None:
     install_candidate(write_candidate(make_edit(zone)), zone)
     middle = zone.read_bytes()

@@ -175,3 +175,57 @@ def test_anchor_override_and_origin_dependent_owner_text(tmp_path: Path) -> None
         f"www IN A 192.0.2.8\n_25._tcp.mail.example.com.\tIN\tTLSA\t3 1 1 {NEW.data.hex()}\n"
         "$ORIGIN example.com.\n"
     ) in out.getvalue().decode()
+
+
+NO_TTL_HEAD = """@ 3600 IN SOA ns1.example.com. hostmaster.example.com. 7 7200 3600 1209600 300
+  IN NS ns1
+ns1 IN A 192.0.2.1
+mail IN A 192.0.2.25
+"""
+OLD_TLSA_120 = f"_25._tcp.mail 120 IN TLSA 3 1 1 {OLD_HEX}\n"
+
+
+def test_generate_after_removed_record_keeps_its_ttl(tmp_path: Path, zc: Any) -> None:
+    # Without $TTL, a $GENERATE that omits its TTL inherits one like any record.
+    path = zone(tmp_path, NO_TTL_HEAD + OLD_TLSA_120 + "$GENERATE 1-2 g$ A 10.0.0.$\n")
+    before = zc.parse_zone(path, ORIGIN)
+    out = tmp_path / "edited"
+    out.write_bytes(zc.written(plan(path, ttl=300)))
+    assert b"\n$GENERATE 1-2 g$ 120 A 10.0.0.$\n" in out.read_bytes()
+    after = zc.parse_zone(out, ORIGIN)
+    g1 = (dns.name.from_text("g1.example.com."), 1)
+    assert before[g1][0] == after[g1][0] == 120
+    assert zc.named_checkzone(out, ORIGIN).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("included", "after", "where"),
+    [
+        # the included file's first record would take the new TTL
+        ("x IN A 192.0.2.9\n", "", "inc.db:1:"),
+        # BIND and dnspython disagree on what the record after the $INCLUDE inherits
+        ("x 600 IN A 192.0.2.9\n", "y IN A 192.0.2.10\n", "db.example.com:7:"),
+    ],
+)
+def test_ttl_that_cannot_be_kept_across_include_is_refused(
+    tmp_path: Path, included: str, after: str, where: str
+) -> None:
+    (tmp_path / "inc.db").write_text(included)
+    path = zone(tmp_path, NO_TTL_HEAD + OLD_TLSA_120 + f"$INCLUDE {tmp_path}/inc.db\n" + after)
+    before = path.read_bytes()
+    with pytest.raises(ZoneError, match="states no TTL") as info:
+        plan(path, ttl=300)
+    assert where in str(info.value)
+    assert path.read_bytes() == before
+
+
+def test_include_with_ttls_before_a_record_that_states_one_is_fine(tmp_path: Path, zc: Any) -> None:
+    (tmp_path / "inc.db").write_text("x 600 IN A 192.0.2.9\n")
+    text = NO_TTL_HEAD + OLD_TLSA_120 + f"$INCLUDE {tmp_path}/inc.db\ny 60 IN A 192.0.2.10\n"
+    path = zone(tmp_path, text)
+    out = tmp_path / "edited"
+    out.write_bytes(zc.written(plan(path, ttl=300)))
+    before, after = zc.parse_zone(path, ORIGIN), zc.parse_zone(out, ORIGIN)
+    assert {k: v for k, v in before.items() if k[1] not in (6, 52)} == {
+        k: v for k, v in after.items() if k[1] not in (6, 52)
+    }
