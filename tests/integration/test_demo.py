@@ -46,3 +46,33 @@ def test_demo_runs_every_step_verified_and_leaves_nothing_behind() -> None:
     root = Path(lab_root.split("everything lives in ", 1)[1].split(" and on", 1)[0])
     assert not root.exists(), "the demo's directory was not removed"
     assert lab_processes(root) == []
+
+
+def test_demo_interrupted_with_ctrl_c_stops_everything() -> None:
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "certbot_dane_tlsa", "demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines = []
+    root = None
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:  # wait until BIND, unbound and Pebble are up
+        lines.append(line)
+        if "everything lives in" in line:
+            root = Path(line.split("everything lives in ", 1)[1].split(" and on", 1)[0])
+        if line.startswith("[3/8]") or time.monotonic() > deadline:
+            break
+    assert root is not None and root.exists(), "".join(lines)
+    assert lab_processes(root), "the lab should be running at this point"
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, "".join(lines) + rest
+    assert "interrupted: cleaning up" in rest
+    assert not root.exists()
+    assert lab_processes(root) == []
