@@ -191,7 +191,7 @@ def live_check_target(
 
     host = target.host.to_text(omit_final_dot=True)
     chain = fetch_chain(
-        settings.connect or host,
+        settings.connect_address(target.host),
         target.port,
         mode=_live_mode(settings, target.port),
         server_name=host,
@@ -203,18 +203,20 @@ def live_check(settings: Settings, state: DesiredState, *, timeout: float) -> No
     """After a reload, wait until every server presents a key that the records vouch for."""
     deadline = time.monotonic() + timeout
     for target in state.targets:
-        where = f"{settings.connect or target.host}:{target.port}"
+        where = f"{settings.connect_address(target.host)}:{target.port}"
         while True:
             try:
                 matched = live_check_target(settings, target, state.desired[target.owner])
                 problem = "" if matched else "presents a key that no published TLSA record matches"
             except VerificationError as exc:
-                problem = str(exc)
+                # fetch_chain's messages start with the address; say it once.
+                problem = str(exc).removeprefix(f"{where}: ")
             if not problem:
                 log.info("live server %s presents a key that %s vouches for", where, target.owner)
                 break
             if time.monotonic() >= deadline:
-                raise VerificationError(f"live server {where} {problem} (after {timeout:g} s)")
+                sep = " " if problem.startswith("presents") else ": "
+                raise VerificationError(f"live server {where}{sep}{problem} (after {timeout:g} s)")
             time.sleep(1.0)
 
 
@@ -331,7 +333,7 @@ def _check_live(
     report: CheckReport,
 ) -> None:
     for target in state.targets:
-        where = f"live {settings.connect or target.host}:{target.port}"
+        where = f"live {settings.connect_address(target.host)}:{target.port}"
         published = frozenset(served.get(target.owner, set()))
         try:
             matched = live_check_target(settings, target, published)

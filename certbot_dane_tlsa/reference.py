@@ -9,6 +9,7 @@ docs cannot describe a key or a flag the code lacks.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from certbot_dane_tlsa.settings import OPTIONS, Option
 
@@ -27,6 +28,7 @@ KIND_NOTES = {
     "commands": "list of commands",
     "servers": "list of `host[:port]`",
     "container": "container name",
+    "connect": "address, or `host=address` pairs",
     "str": "string",
     "port": "port number",
     "int": "whole number",
@@ -83,12 +85,12 @@ EXIT_CODES = (
     ("0", "done: records published and verified, or already right (`check`: all good)"),
     ("1", "failed, or (`check`) could not check; the last line on stderr says why"),
     ("2", "`check` only: DNS or the live server disagrees with the certificate"),
+    ("75", "`rollover commit`: not yet safe to commit; nothing was changed, try again later"),
     ("130", "interrupted (Ctrl-C)"),
 )
 
 
 def commands_markdown() -> str:
-    import argparse
 
     from certbot_dane_tlsa.cli import build_parser
 
@@ -111,29 +113,45 @@ def commands_markdown() -> str:
         *(f"| {code} | {meaning} |" for code, meaning in EXIT_CODES),
         "",
     ]
-    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    helps = {choice.dest: choice.help for choice in subparsers._choices_actions}
-    for name, sub in subparsers.choices.items():
-        lines += [f"## {name}", "", helps.get(name) or "", ""]
+    _command_sections(parser, "", lines)
+    return "\n".join(lines)
+
+
+def _subcommands(parser: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help or "" for choice in action._choices_actions}
+            return dict(action.choices), helps
+    return {}, {}
+
+
+def _command_sections(parser: Any, prefix: str, lines: list[str]) -> None:
+    """One section per command, nested commands (``rollover stage``) included."""
+    import argparse
+
+    commands, helps = _subcommands(parser)
+    for name, sub in commands.items():
+        title = f"{prefix}{name}"
+        nested, _ = _subcommands(sub)
+        lines += [f"## {title}", "", helps.get(name, ""), ""]
         if sub.description and sub.description != helps.get(name):
             lines += [sub.description, ""]
-        lines += ["| option | meaning |", "|---|---|"]
-        for action in sub._actions:
-            if not action.option_strings or action.dest.startswith("set_"):
-                continue
-            if action.help == argparse.SUPPRESS:
-                continue
-            flags = ", ".join(f"`{o}`" for o in action.option_strings)
-            if action.metavar and action.nargs != 0:
-                flags += f" `{action.metavar}`"
-            lines.append(f"| {flags} | {action.help or ''} |")
-        for action in sub._actions:
-            if not action.option_strings and action.help and action.dest != "help":
-                lines.append(f"| `{action.dest}` | {action.help} |")
-        if any(a.dest.startswith("set_") for a in sub._actions):
-            lines.append("| `--KEY VALUE` | any setting, see [settings](settings.md) |")
-        lines.append("")
-    return "\n".join(lines)
+        options = [a for a in sub._actions if a.option_strings and not a.dest.startswith("set_")]
+        if not nested or len(options) > 1:
+            lines += ["| option | meaning |", "|---|---|"]
+            for action in options:
+                if action.help == argparse.SUPPRESS:
+                    continue
+                flags = ", ".join(f"`{o}`" for o in action.option_strings)
+                if action.metavar and action.nargs != 0:
+                    flags += f" `{action.metavar}`"
+                lines.append(f"| {flags} | {action.help or ''} |")
+            if any(a.dest.startswith("set_") for a in sub._actions):
+                lines.append("| `--KEY VALUE` | any setting, see [settings](settings.md) |")
+            lines.append("")
+        _command_sections(sub, f"{title} ", lines)
 
 
 PAGES = {"settings": settings_markdown, "commands": commands_markdown}

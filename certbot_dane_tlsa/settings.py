@@ -222,9 +222,11 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "connect",
-        "str",
+        "connect",
         None,
-        "Address to connect to for the live check (default: the host name).",
+        "Address the live check connects to: one for every host, or host=address pairs "
+        "(a TOML table, or 'mx1.example.com=10.0.0.1,mx2.example.com=10.0.0.2') for servers "
+        "behind NAT. Default: the host name.",
         metavar="ADDRESS",
     ),
     Option(
@@ -356,7 +358,7 @@ class Settings:
     reload_commands: tuple[tuple[str, ...], ...]
     docker: tuple[str, ...]
     live_check: bool
-    connect: str | None
+    connect: dict[str, str] | None
     tls_check: str | None
     log_file: Path | None
     sources: tuple[str, ...] = field(default=())
@@ -365,6 +367,13 @@ class Settings:
     state_dir: Path | None = None
     resolver: Nameserver | None = None
     certbot: tuple[str, ...] = ("certbot",)
+
+    def connect_address(self, host: dns.name.Name) -> str:
+        """Where the live check connects for ``host``: its own entry, the default, or itself."""
+        text = host.to_text(omit_final_dot=True)
+        if self.connect is None:
+            return text
+        return self.connect.get(text, self.connect.get("*", text))
 
     def zone_for(self, name: dns.name.Name) -> ZoneSettings | None:
         """The zone with the longest origin that contains ``name`` (RFC 1034 closest zone)."""
@@ -440,6 +449,33 @@ def parse_command(value: Any, key: str) -> tuple[str, ...]:
     if any("\x00" in p for p in parts):
         raise SettingsError(f"{key}: the command contains a NUL byte")
     return tuple(parts)
+
+
+_ADDRESS_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,253}$")
+
+
+def _parse_connect(value: Any, key: str) -> dict[str, str]:
+    """``"10.0.0.1"`` (every host), ``"mx1=10.0.0.1,mx2=10.0.0.2"``, or a TOML table."""
+    if isinstance(value, dict):
+        pairs = [(str(h), str(a)) for h, a in value.items()]
+    elif isinstance(value, str) and "=" in value:
+        pairs = []
+        for item in _as_list(value, key):
+            host, sep, address = item.partition("=")
+            if not sep:
+                raise SettingsError(f"{key}: {item!r} is not host=address")
+            pairs.append((host.strip(), address.strip()))
+    elif isinstance(value, str):
+        pairs = [("*", value.strip())]
+    else:
+        raise SettingsError(f"{key}: expected an address or host=address pairs, got {value!r}")
+    result: dict[str, str] = {}
+    for host, address in pairs:
+        if not _ADDRESS_RE.match(address):
+            raise SettingsError(f"{key}: {address!r} is not an address or host name")
+        name = "*" if host == "*" else parse_name(host, key).to_text(omit_final_dot=True)
+        result[name] = address
+    return result
 
 
 def convert(option: Option, value: Any) -> Any:
@@ -527,6 +563,8 @@ def _convert(option: Option, value: Any) -> Any:
         if not servers:
             raise SettingsError(f"{key}: at least one server is needed")
         return servers
+    if kind == "connect":
+        return _parse_connect(value, key)
     if kind == "container":
         if not isinstance(value, str) or not _CONTAINER_RE.match(value):
             raise SettingsError(

@@ -24,7 +24,15 @@ def test_commands_page_is_up_to_date() -> None:
     assert page == expected, (
         "run: python -m certbot_dane_tlsa.reference commands > docs/commands.md"
     )
-    for command in ("deploy", "check", "record"):
+    for command in (
+        "deploy",
+        "check",
+        "record",
+        "demo",
+        "rollover stage",
+        "rollover commit",
+        "prune",
+    ):
         assert f"## {command}" in page
 
 

@@ -161,3 +161,23 @@ def test_zone_file_required_for_zonefile_backend() -> None:
 def test_reload_commands_are_argv_lists() -> None:
     value = convert(BY_KEY["reload_commands"], [["systemctl", "reload", "nginx"], "doveadm reload"])
     assert value == (("systemctl", "reload", "nginx"), ("doveadm", "reload"))
+
+
+def test_connect_one_address_or_per_host(tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "s.toml",
+        'zone = "example.com"\nzone_file = "/z"\n'
+        '[connect]\n"mx1.example.com" = "10.0.0.1"\n"*" = "192.0.2.7"\n',
+    )
+    settings = from_sources(config=str(config), overrides={}, environ={})
+    assert settings.connect_address(dns.name.from_text("mx1.example.com")) == "10.0.0.1"
+    assert settings.connect_address(dns.name.from_text("mx2.example.com")) == "192.0.2.7"
+    flag = from_sources(
+        config=str(config), overrides={"connect": "MX2.example.com=10.0.0.2"}, environ={}
+    )
+    assert flag.connect_address(dns.name.from_text("mx2.example.com")) == "10.0.0.2"
+    assert flag.connect_address(dns.name.from_text("mx1.example.com")) == "mx1.example.com"
+    single = from_sources(config=str(config), overrides={"connect": "127.0.0.1"}, environ={})
+    assert single.connect_address(dns.name.from_text("mx9.example.com")) == "127.0.0.1"
+    with pytest.raises(SettingsError, match="connect: 'a b' is not an address"):
+        convert(BY_KEY["connect"], "mx1.example.com=a b")
