@@ -270,10 +270,15 @@ def _fsync_dir(path: Path) -> None:
 
 def write_private_atomically(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data``, mode 0600, so a reader sees all of it or none of it."""
+    write_atomically(path, data, 0o600)
+
+
+def write_atomically(path: Path, data: bytes, mode: int) -> None:
+    """Replace ``path`` with ``data`` (temp file, fsync, rename, fsync of the directory)."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
-        os.fchmod(fd, 0o600)
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

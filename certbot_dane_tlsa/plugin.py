@@ -22,7 +22,6 @@ certbot), it comes from ``certbot-dane-tlsa rollover commit --if-safe`` on a tim
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 from collections.abc import Callable
@@ -275,27 +274,16 @@ class Installer(
 
 def _set_reuse_key(path: Path) -> bool:
     """Make ``[renewalparams] reuse_key = True``; False when it already was. Atomic write."""
-    import os
-    import tempfile
-
     import configobj
+
+    from certbot_dane_tlsa.keystate import write_atomically
 
     conf = configobj.ConfigObj(str(path), encoding="utf-8", default_encoding="utf-8")
     params = conf.setdefault("renewalparams", {})
     if str(params.get("reuse_key", "")).strip().lower() == "true":
         return False
     params["reuse_key"] = "True"
-    mode = path.stat().st_mode & 0o7777
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            conf.write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(name)
-        raise
+    buffer = io.BytesIO()
+    conf.write(buffer)
+    write_atomically(path, buffer.getvalue(), path.stat().st_mode & 0o7777)
     return True

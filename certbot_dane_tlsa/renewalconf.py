@@ -51,14 +51,22 @@ def read_renewal_params(path: Path) -> dict[str, str]:
 CONFIG_KEY = "config"
 
 
-def _dane_params(live_dir: Path) -> tuple[dict[str, str], Path] | None:
+def lineage_renewal_params(live_dir: Path) -> tuple[dict[str, str], Path] | None:
+    """The lineage's ``[renewalparams]`` and the file, or None when it has no renewal config."""
     path = renewal_conf_path(live_dir)
     if not path.is_file():
         return None
     try:
-        params = read_renewal_params(path)
+        return read_renewal_params(path), path
     except OSError:
         return None
+
+
+def _dane_params(live_dir: Path) -> tuple[dict[str, str], Path] | None:
+    found = lineage_renewal_params(live_dir)
+    if found is None:
+        return None
+    params, path = found
     values = {
         key[len(PREFIX) :]: value
         for key, value in params.items()

@@ -51,7 +51,7 @@ from certbot_dane_tlsa.keystate import (
 from certbot_dane_tlsa.lineage import Lineage
 from certbot_dane_tlsa.policy import Target, desired_state
 from certbot_dane_tlsa.records import TlsaRecord
-from certbot_dane_tlsa.renewalconf import read_renewal_params, renewal_conf_path
+from certbot_dane_tlsa.renewalconf import lineage_renewal_params
 from certbot_dane_tlsa.settings import Nameserver, Settings, ZoneSettings
 from certbot_dane_tlsa.tlsa import Material, derive, derive_from_public_key
 
@@ -137,14 +137,10 @@ def state_store(settings: Settings, live_dir: Path) -> StateStore:
 
 def reuse_key_setting(live_dir: Path) -> bool | None:
     """The lineage's ``reuse_key`` in renewal/NAME.conf (None: there is no such file)."""
-    path = renewal_conf_path(live_dir)
-    if not path.is_file():
+    found = lineage_renewal_params(live_dir)
+    if found is None:
         return None
-    try:
-        params = read_renewal_params(path)
-    except OSError:
-        return None
-    return params.get("reuse_key", "").strip().lower() == "true"
+    return found[0].get("reuse_key", "").strip().lower() == "true"
 
 
 def key_age(lineage: Lineage, now: datetime) -> timedelta:

@@ -7,17 +7,15 @@ does, saves its settings, and restores them on renewal.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shlex
 from pathlib import Path
 
-import dns.rdatatype
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from tests.helpers.cli import run_cli, write_settings
+from tests.helpers.dns import served_tlsa, spki_sha256
 from tests.services.named import NamedServer
 from tests.services.pebble import Certbot
 
@@ -29,23 +27,13 @@ OWNER = f"_25._tcp.{HOST}."
 
 
 def live_311(live: Path) -> str:
-    cert = x509.load_pem_x509_certificate((live / "cert.pem").read_bytes())
-    spki = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return hashlib.sha256(spki).hexdigest()
+    return spki_sha256(x509.load_pem_x509_certificate((live / "cert.pem").read_bytes()))
 
 
 def served(named: NamedServer, owner: str = OWNER) -> tuple[set[str], bool]:
-    response = named.query(owner, "TLSA")
-    data: set[str] = set()
-    signed = False
-    for rrset in response.answer:
-        if rrset.rdtype == dns.rdatatype.TLSA:
-            data |= {r.cert.hex() for r in rrset if (r.usage, r.selector, r.mtype) == (3, 1, 1)}
-        if rrset.rdtype == dns.rdatatype.RRSIG:
-            signed = any(s.type_covered == dns.rdatatype.TLSA for s in rrset)
-    return data, signed
+    """(3 1 1 data served at ``owner``, signed)."""
+    records, signed = served_tlsa(named, owner)
+    return {r.split()[3] for r in records if r.startswith("3 1 1 ")}, signed
 
 
 def installer_args(named: NamedServer) -> list[str]:

@@ -8,18 +8,17 @@ signing, and the tool's own verification.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import dns.rdatatype
 import pytest
 from cryptography.hazmat.primitives import serialization
 
 from tests.helpers.cli import run_cli, write_settings
+from tests.helpers.dns import served_tlsa, spki_sha256
 from tests.helpers.pki import Pki, make_key, make_pki, write_lineage
 from tests.services.named import NamedServer, ZoneSpec
 
@@ -30,23 +29,11 @@ OWNER = "_25._tcp.mx.example.test."
 
 
 def tlsa_311(pki: Pki) -> str:
-    spki = pki.leaf.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return hashlib.sha256(spki).hexdigest()
+    return spki_sha256(pki.leaf)
 
 
 def served(named: NamedServer, owner: str = OWNER) -> tuple[set[str], bool]:
-    """(hex data of each served TLSA, whether an RRSIG covers them)."""
-    response = named.query(owner, "TLSA")
-    data: set[str] = set()
-    signed = False
-    for rrset in response.answer:
-        if rrset.rdtype == dns.rdatatype.TLSA:
-            data |= {f"{r.usage} {r.selector} {r.mtype} {r.cert.hex()}" for r in rrset}
-        if rrset.rdtype == dns.rdatatype.RRSIG:
-            signed = any(s.type_covered == dns.rdatatype.TLSA for s in rrset)
-    return data, signed
+    return served_tlsa(named, owner)
 
 
 @dataclass
