@@ -300,6 +300,10 @@ def test_lost_update_is_detected_and_retried(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Fault injection, named as such: a second writer must change the RRset exactly between
+    # our read and our update, a window of microseconds that no schedule hits reliably. So
+    # read_zone is wrapped: the real read runs, then a real, separate TSIG update is sent to
+    # the real named. Everything else (the prerequisite, NXRRSET/YXRRSET, the retry) is real.
     key, secret = _keygen("hmac-sha256", "tlsa-key", tmp_path)
     primary = named(
         [ZoneSpec(ZONE, ZONE_TEXT, dynamic=True, update_policy="grant tlsa-key zonesub TLSA;")],
