@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the system packages the whole test suite drives for real (see
 # /work/shared/docs/test-infra.md): BIND and its tools, unbound, ldns-dane, Postfix (for
-# posttls-finger and a live STARTTLS server), pebble, podman + runc, iproute2, openssl.
+# posttls-finger and a live STARTTLS server), Dovecot (a live IMAPS server), pebble, podman + runc,
+# iproute2, openssl.
 # Idempotent and non-interactive: when everything is present it changes nothing and needs no
 # network. None of the services may start at install time: tests start their own instances.
 set -euo pipefail
@@ -11,6 +12,7 @@ PACKAGES=(
     unbound
     ldnsutils
     postfix
+    dovecot-imapd
     pebble
     podman runc
     iproute2
@@ -42,7 +44,7 @@ export DEBIAN_FRONTEND=noninteractive
 # Postfix asks for a mailer type unless preseeded; "No configuration" leaves main.cf to us.
 echo "postfix postfix/main_mailer_type select No configuration" | "${SUDO[@]}" debconf-set-selections
 
-# Keep maintainer scripts from starting named/unbound/postfix on the machine's port 53/25:
+# Keep maintainer scripts from starting named/unbound/postfix/dovecot on the machine's ports:
 # Debian's invoke-rc.d obeys policy-rc.d exit code 101 ("action forbidden").
 policy=/usr/sbin/policy-rc.d
 created_policy=0

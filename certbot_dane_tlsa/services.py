@@ -34,7 +34,7 @@ def planned_reloads(settings: Settings) -> list[Reload]:
         )
     elif settings.postfix_reload:
         reloads.append(Reload("reload Postfix", postfix))
-    doveadm = ("doveadm", "reload")
+    doveadm = (*settings.dovecot_command, "reload")
     if settings.dovecot_container:
         reloads.append(
             Reload(

@@ -205,6 +205,13 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("dovecot_reload", "bool", False, "Reload the host's Dovecot."),
     Option(
+        "dovecot_command",
+        "command",
+        ["doveadm"],
+        "Command prefix for doveadm (e.g. 'doveadm -c /etc/dovecot-test/dovecot.conf').",
+        metavar="COMMAND",
+    ),
+    Option(
         "reload_commands",
         "commands",
         [],
@@ -355,6 +362,7 @@ class Settings:
     postfix_command: tuple[str, ...]
     dovecot_container: str | None
     dovecot_reload: bool
+    dovecot_command: tuple[str, ...]
     reload_commands: tuple[tuple[str, ...], ...]
     docker: tuple[str, ...]
     live_check: bool
@@ -734,6 +742,7 @@ def build(raw: RawSettings) -> Settings:
         postfix_command=get("postfix_command"),
         dovecot_container=get("dovecot_container"),
         dovecot_reload=get("dovecot_reload"),
+        dovecot_command=get("dovecot_command"),
         reload_commands=get("reload_commands"),
         docker=get("docker"),
         live_check=get("live_check"),
