@@ -30,8 +30,6 @@ from certbot_dane_tlsa.settings import Settings, ZoneSettings
 
 log = logging.getLogger(__name__)
 
-LIVE_CHECK_TIMEOUT = 30.0
-
 
 @dataclass
 class DeployReport:
@@ -129,7 +127,7 @@ def deploy(
             return report
         run_reloads(reloads)
         if reloads and settings.live_check:
-            live_check(settings, state, timeout=LIVE_CHECK_TIMEOUT)
+            live_check(settings, state, timeout=settings.live_check_timeout)
             report.live_checked = True
         plan.finish(material, names, now=utcnow())
     return report

@@ -228,6 +228,13 @@ OPTIONS: tuple[Option, ...] = (
         "After reloading services, check the key the live server presents.",
     ),
     Option(
+        "live_check_timeout",
+        "seconds",
+        30.0,
+        "How long the live check waits for the server to present a key the records vouch for.",
+        metavar="SECONDS",
+    ),
+    Option(
         "connect",
         "connect",
         None,
@@ -366,6 +373,7 @@ class Settings:
     reload_commands: tuple[tuple[str, ...], ...]
     docker: tuple[str, ...]
     live_check: bool
+    live_check_timeout: float
     connect: dict[str, str] | None
     tls_check: str | None
     log_file: Path | None
@@ -746,6 +754,7 @@ def build(raw: RawSettings) -> Settings:
         reload_commands=get("reload_commands"),
         docker=get("docker"),
         live_check=get("live_check"),
+        live_check_timeout=get("live_check_timeout"),
         connect=get("connect"),
         tls_check=tls_check,
         log_file=get("log_file"),

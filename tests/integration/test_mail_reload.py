@@ -180,3 +180,35 @@ def test_host_postfix_reload(
     assert result.returncode == 0, result.stderr
     assert "reload Postfix:" in result.stderr
     assert f"live server 127.0.0.1:{postfix.port} presents a key" in result.stderr
+
+
+def test_live_server_still_presenting_another_key_fails_after_the_retries(
+    tmp_path: Path, signed_zone_server: NamedServer, postfix_factory: Any
+) -> None:
+    """Postfix serves files the deploy does not manage (a forgotten path in main.cf):
+    DNS gets the lineage's record, the reload succeeds, and the live check must say no."""
+    named = signed_zone_server
+    config_dir = tmp_path / "le"
+    live = write_lineage(config_dir, HOST, make_pki("p256", [HOST]))
+    elsewhere = write_lineage(tmp_path / "old-le", HOST, make_pki("p256", [HOST]))
+    postfix = postfix_factory(key=elsewhere / "privkey.pem", fullchain=elsewhere / "fullchain.pem")
+    config = write_settings(
+        tmp_path / "dane-tlsa.toml",
+        zone=ZONE,
+        zone_file=named.zone_file(ZONE),
+        rndc=named.rndc_argv,
+        nameservers=[f"127.0.0.1:{named.port}"],
+        ports=[str(postfix.port)],
+        postfix_reload=True,
+        postfix_command=shlex.join(postfix.postfix_argv()),
+        connect="127.0.0.1",
+        tls_check="starttls-smtp",
+        live_check_timeout=3,
+    )
+    result = run_cli("deploy", "--config", config, "--lineage", live)
+    assert result.returncode == 1
+    assert "serves the expected TLSA" in result.stderr  # DNS was published first
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"certbot-dane-tlsa: error: live server 127.0.0.1:{postfix.port} presents a key that "
+        "no published TLSA record matches (after 3 s)"
+    )
