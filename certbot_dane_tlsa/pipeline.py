@@ -315,7 +315,7 @@ def check(settings: Settings, lineage_dir: Path) -> CheckReport:
                 report.findings.append(Finding(str(target.owner), where, "ok", detail))
     if settings.live_check:
         _check_live(settings, state, served_by_owner, report)
-    from certbot_dane_tlsa.rollover import report as rollover_report
+    from certbot_dane_tlsa.rollover_report import report as rollover_report
 
     for owner, where, status, detail in rollover_report(
         settings, lineage, material, state.targets, served_by_owner

@@ -52,6 +52,13 @@ from certbot_dane_tlsa.lineage import Lineage
 from certbot_dane_tlsa.policy import Target, desired_state
 from certbot_dane_tlsa.records import TlsaRecord
 from certbot_dane_tlsa.renewalconf import lineage_renewal_params
+from certbot_dane_tlsa.rollover_timing import (
+    commit_wait,
+    may_prune,
+    prune_ready_at,
+    wait_text,
+    when_text,
+)
 from certbot_dane_tlsa.settings import Nameserver, Settings, ZoneSettings
 from certbot_dane_tlsa.tlsa import Material, derive, derive_from_public_key
 
@@ -71,48 +78,6 @@ class NotReadyError(DaneError):
     """The step is not safe yet; the message says how long to wait."""
 
     exit_code = NOT_READY_EXIT
-
-
-# --- pure timing rules -----------------------------------------------------------------------
-
-
-def commit_hold(ttl: int, negative_ttl: int, owner_was_new: bool) -> int:
-    """Seconds a next key's records must have been served before the key may go live."""
-    return 2 * ttl + (negative_ttl if owner_was_new else 0)
-
-
-def commit_ready_at(nxt: NextKey, *, resolver_required: bool) -> datetime | None:
-    """When the staged key may go live; None while a clock has not started."""
-    if nxt.served_since is None:
-        return None
-    ready = nxt.served_since + timedelta(
-        seconds=commit_hold(nxt.ttl, nxt.negative_ttl, nxt.owner_was_new)
-    )
-    if resolver_required:
-        if nxt.resolver_since is None:
-            return None
-        ready = max(ready, nxt.resolver_since + timedelta(seconds=2 * nxt.ttl))
-    return ready
-
-
-def commit_wait(nxt: NextKey, now: datetime, *, resolver_required: bool) -> float | None:
-    """Seconds until commit is allowed (0: now); None: not served yet, so unknown."""
-    ready = commit_ready_at(nxt, resolver_required=resolver_required)
-    if ready is None:
-        return None
-    return max(0.0, (ready - now).total_seconds())
-
-
-def prune_ready_at(old: RetiringKey) -> datetime | None:
-    """When a retiring key's records may go; None until its successor was seen live."""
-    if old.live_since is None:
-        return None
-    return old.live_since + timedelta(seconds=2 * old.ttl)
-
-
-def may_prune(old: RetiringKey, now: datetime) -> bool:
-    ready = prune_ready_at(old)
-    return ready is not None and now >= ready
 
 
 # --- where things are ------------------------------------------------------------------------
@@ -195,7 +160,7 @@ def next_records(settings: Settings, public_key: PublicKeyTypes) -> list[TlsaRec
     return records
 
 
-def _parse(records: Iterable[str]) -> list[TlsaRecord]:
+def parse_records(records: Iterable[str]) -> list[TlsaRecord]:
     return [TlsaRecord.from_text(text) for text in records]
 
 
@@ -320,7 +285,7 @@ def observe_next(
     settings: Settings, nxt: NextKey, targets: Sequence[Target], now: datetime
 ) -> list[str]:
     """Start, keep or reset the two clocks of a staged key; return what is not served yet."""
-    wanted = frozenset(_parse(nxt.key.records))
+    wanted = frozenset(parse_records(nxt.key.records))
     problems: list[str] = []
     problem = _served_everywhere(targets, wanted)
     if problem:
@@ -339,37 +304,6 @@ def observe_next(
             nxt.resolver_since = now
     nxt.ttl = max(nxt.ttl, observe_ttl(targets, nxt.ttl))
     return problems
-
-
-def _when(moment: datetime | None) -> str:
-    return "-" if moment is None else moment.isoformat(timespec="seconds")
-
-
-def wait_text(nxt: NextKey, now: datetime, *, resolver_required: bool) -> str:
-    hold = commit_hold(nxt.ttl, nxt.negative_ttl, nxt.owner_was_new)
-    why = f"2 x TTL {nxt.ttl} s"
-    if nxt.owner_was_new:
-        why += f" + negative TTL {nxt.negative_ttl} s (the owner had no TLSA before)"
-    wait = commit_wait(nxt, now, resolver_required=resolver_required)
-    if wait is None and nxt.served_since is not None:
-        # Only the resolver lags: its cache holds the old RRset for at most one TTL more.
-        return (
-            f"the validating resolver may cache the old RRset for up to {nxt.ttl} s; "
-            f"try again in {nxt.ttl} s, and {2 * nxt.ttl} s after it first serves the next key"
-        )
-    if wait is None:
-        clocks = "every authoritative server"
-        if resolver_required:
-            clocks += " and the validating resolver"
-        return (
-            f"the next key's records must be served by {clocks} for {hold} s ({why}); "
-            "the wait starts once they are"
-        )
-    ready = commit_ready_at(nxt, resolver_required=resolver_required)
-    return (
-        f"the next key's records must be served for {hold} s ({why}); "
-        f"try again in {wait:.0f} s (after {_when(ready)})"
-    )
 
 
 # --- the deploy plan -------------------------------------------------------------------------
@@ -400,7 +334,7 @@ class DeployPlan:
             return
         added_set = frozenset(added)
         nxt = self.state.next
-        if nxt is not None and added_set & frozenset(_parse(nxt.key.records)):
+        if nxt is not None and added_set & frozenset(parse_records(nxt.key.records)):
             nxt.served_since = None
             nxt.resolver_since = None
         if not verified:
@@ -535,7 +469,7 @@ def _choose_extra(
 ) -> None:
     extra: list[TlsaRecord] = []
     if state.next is not None:
-        extra.extend(_parse(state.next.key.records))
+        extra.extend(parse_records(state.next.key.records))
     due = [r for r in state.retiring if may_prune(r, now)]
     # Last look before the old records go: the server must present the current key.
     live_look = due and not plan.dry_run and plan.settings.live_check
@@ -548,7 +482,7 @@ def _choose_extra(
             log.info("pruning the records of the retired key %s", old.key.describe())
             state.note(now, f"pruned the records of {old.key.describe()}")
         else:
-            extra.extend(_parse(old.key.records))
+            extra.extend(parse_records(old.key.records))
     state.retiring = [r for r in state.retiring if r not in due]
     plan.extra_records = extra
 
@@ -598,7 +532,7 @@ def stage(
             if asked:
                 raise SettingsError(
                     f"a next key {state.next.key.describe()} is already staged (since "
-                    f"{_when(state.next.staged_at)}); commit it before staging another"
+                    f"{when_text(state.next.staged_at)}); commit it before staging another"
                 )
             if not store.key_path.is_file():
                 raise DaneError(
@@ -830,7 +764,8 @@ def commit(
         )
     for old in final.retiring:
         result.say(
-            f"the old key {old.key.describe()} stays published until {_when(prune_ready_at(old))}; "
+            f"the old key {old.key.describe()} stays published until "
+            f"{when_text(prune_ready_at(old))}; "
             "then run 'certbot-dane-tlsa prune' (certbot's renewal run does it too)"
         )
     return result
@@ -860,91 +795,9 @@ def prune(settings: Settings, live_dir: Path, *, out: TextIO) -> StepResult:
     for old in after.retiring:
         ready = prune_ready_at(old)
         when = (
-            f"after {_when(ready)}"
+            f"after {when_text(ready)}"
             if ready
             else "once the live server is seen presenting the new key"
         )
         result.say(f"the records of {old.key.describe()} stay until {when}")
     return result
-
-
-# --- check -----------------------------------------------------------------------------------
-
-
-def report(
-    settings: Settings,
-    lineage: Lineage,
-    material: Material,
-    targets: Sequence[Target],
-    served: Mapping[dns.name.Name, set[TlsaRecord]],
-    now: datetime | None = None,
-) -> list[tuple[str, str, str, str]]:
-    """Per owner: (owner, where, status, detail) about keys, staged key, stale records."""
-    now = now or utcnow()
-    findings: list[tuple[str, str, str, str]] = []
-    if settings.mode == "replace":
-        for target in targets:
-            detail = "mode = replace: a new key at renewal breaks DANE for up to 2 x TTL"
-            findings.append((str(target.owner), "rollover", "warning", detail))
-        return findings
-    store = state_store(settings, lineage.live_dir)
-    try:
-        state = store.load() or KeyState(store.lineage)
-    except DaneError as exc:
-        return [("-", str(store.state_path), "error", str(exc))]
-    live = current_info(settings, material)
-    reuse = reuse_key_setting(lineage.live_dir)
-    known = set(_parse(live.records))
-    if state.next is not None:
-        known |= set(_parse(state.next.key.records))
-    for old in state.retiring:
-        known |= set(_parse(old.key.records))
-    managed = {p for p in settings.params}
-    for target in targets:
-        owner = str(target.owner)
-        published = served.get(target.owner, set())
-        cur = set(_parse(live.records))
-        since = state.current.served_since if state.current else None
-        status = "ok" if cur <= published else "warning"
-        findings.append(
-            (owner, "current key", status,
-             f"{live.describe()} {'published' if status == 'ok' else 'NOT published'}"
-             f" (served since {_when(since)})")
-        )  # fmt: skip
-        if state.next is not None:
-            nxt = state.next
-            served_next = set(_parse(nxt.key.records)) <= published
-            ready = commit_ready_at(nxt, resolver_required=settings.resolver is not None)
-            findings.append(
-                (owner, "next key", "ok" if served_next else "warning",
-                 f"{nxt.key.describe()} staged {_when(nxt.staged_at)}, "
-                 f"{'served' if served_next else 'NOT served'} since {_when(nxt.served_since)}, "
-                 f"commit possible {'after ' + _when(ready) if ready else 'once served'}")
-            )  # fmt: skip
-        else:
-            findings.append((owner, "next key", "ok", "none staged"))
-        for old in state.retiring:
-            after = _when(prune_ready_at(old)) if old.live_since else "the new key is seen live"
-            detail = (
-                f"{len(old.key.records)} record(s) of retired key {old.key.describe()} wait "
-                f"for pruning after {after}"
-            )
-            findings.append((owner, "stale records", "ok", detail))
-        unknown = {r for r in published if r.params in managed and r not in known}
-        if unknown:
-            findings.append(
-                (owner, "stale records", "warning",
-                 f"{len(unknown)} published record(s) pin a key that is neither current nor "
-                 "staged: the key changed while a record pinned it; run deploy, and renew "
-                 "with reuse_key = True")
-            )  # fmt: skip
-        if reuse is True:
-            findings.append((owner, "reuse_key", "ok", "renewal config has reuse_key = True"))
-        elif reuse is False:
-            findings.append(
-                (owner, "reuse_key", "warning",
-                 "renewal config lacks reuse_key = True: the next renewal makes a new key and "
-                 f"breaks DANE for up to 2 x TTL; run certbot reconfigure --cert-name "
-                 f"{lineage.name} --reuse-key")
-            )  # fmt: skip
-    return findings

@@ -10,10 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from certbot_dane_tlsa.keystate import CurrentKey, KeyInfo, KeyState, NextKey, RetiringKey
-from certbot_dane_tlsa.rollover import (
-    DeployPlan,
-    _choose_extra,
-    _reconcile,
+from certbot_dane_tlsa.rollover import DeployPlan, _choose_extra, _reconcile
+from certbot_dane_tlsa.rollover_timing import (
     commit_hold,
     commit_ready_at,
     commit_wait,
