@@ -75,8 +75,9 @@ def main() -> None:
         ours_argv = [sys.executable, "-m", "certbot_dane_tlsa", "deploy", "--config",
                      str(settings), "--lineage", str(live), "-q"]  # fmt: skip
         base_argv = ["bash", str(BASELINE), str(zone_file), "_25._tcp.mail", str(live / "cert.pem")]
-        ours, base = [], []
+        ours, base, bare = [], [], []
         for _ in range(args.runs):
+            bare.append(timed([sys.executable, "-c", "pass"], env))
             # A new key each round, so both tools really have a record to change.
             pki = pki.reissue(leaf_key=make_key("p256"))
             write_lineage(tmp / "le", "mail.example.com", pki)
@@ -90,6 +91,9 @@ def main() -> None:
         print(f"  baseline script : {b * 1000:7.1f} ms")
         print(f"  certbot-dane-tlsa: {o * 1000:7.1f} ms (named-checkzone included: {checkzone})")
         print(f"  ratio ours/baseline: {o / b:.2f}")
+        z = statistics.median(bare)
+        print(f"  for scale: an empty Python process here takes {z * 1000:.1f} ms "
+              f"({z / b:.2f} x the baseline)")  # fmt: skip
 
 
 if __name__ == "__main__":
