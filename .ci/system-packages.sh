@@ -61,7 +61,8 @@ cleanup() {
 trap cleanup EXIT
 
 "${SUDO[@]}" apt-get update -q
-"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+# With recommends, as in the verified recipe (test-infra.md): podman needs some of them.
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
     "${missing[@]}"
 echo "system-packages: done"
