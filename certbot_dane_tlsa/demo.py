@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -107,6 +107,48 @@ class Lab:
                 stop()
             except Exception as exc:  # keep stopping the rest
                 print(f"warning: while cleaning up: {exc}", file=sys.stderr)
+        self._sweep()
+
+    def _sweep(self, grace: float = 5.0) -> None:
+        """Stop any process still working in the lab's directory.
+
+        A Ctrl-C can land while a child (certbot, say) is being started, before anything
+        holds its PID; every process of the lab names the lab's directory on its command
+        line, so that is how the leftovers are found.
+        """
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            pids = _processes_naming(self.root)
+            for pid in pids:
+                with suppress(OSError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + grace
+            while pids and time.monotonic() < deadline:
+                pids = [pid for pid in pids if _alive(pid)]
+                time.sleep(0.1)
+            if not pids:
+                return
+
+
+def _processes_naming(root: Path) -> list[int]:
+    needle = str(root).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def _served(named: Any, owner: str) -> tuple[list[str], bool]:
