@@ -116,39 +116,19 @@ class Lab:
         holds its PID; every process of the lab names the lab's directory on its command
         line, so that is how the leftovers are found.
         """
+        from certbot_dane_tlsa.lab.processes import pid_alive, processes_naming
+
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            pids = _processes_naming(self.root)
+            pids = processes_naming(self.root)
             for pid in pids:
                 with suppress(OSError):
                     os.kill(pid, sig)
             deadline = time.monotonic() + grace
             while pids and time.monotonic() < deadline:
-                pids = [pid for pid in pids if _alive(pid)]
+                pids = [pid for pid in pids if pid_alive(pid)]
                 time.sleep(0.1)
             if not pids:
                 return
-
-
-def _processes_naming(root: Path) -> list[int]:
-    needle = str(root).encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if needle in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def _served(named: Any, owner: str) -> tuple[list[str], bool]:

@@ -276,7 +276,7 @@ def _set_reuse_key(path: Path) -> bool:
     """Make ``[renewalparams] reuse_key = True``; False when it already was. Atomic write."""
     import configobj
 
-    from certbot_dane_tlsa.keystate import write_atomically
+    from certbot_dane_tlsa.atomicfile import write_atomically
 
     conf = configobj.ConfigObj(str(path), encoding="utf-8", default_encoding="utf-8")
     params = conf.setdefault("renewalparams", {})

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from certbot_dane_tlsa.lab.ports import free_port, release
+from certbot_dane_tlsa.lab.processes import pid_alive
 
 _START_TIMEOUT = 20.0
 _STOP_TIMEOUT = 10.0
@@ -111,19 +112,6 @@ def presented_certificate(address: str, port: int, timeout: float = 10.0) -> byt
         if der is None:
             raise DovecotError(f"{address}:{port} presented no certificate")
         return der
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0); /proc tells it apart.
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 class DovecotInstance:
@@ -278,7 +266,7 @@ class DovecotInstance:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + _STOP_TIMEOUT
-        while _pid_alive(pid):
+        while pid_alive(pid):
             if time.monotonic() > deadline:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from certbot_dane_tlsa.lab.ports import free_port, release
+from certbot_dane_tlsa.lab.processes import pid_alive
 
 DEFAULT_CONFIG_DIR = Path("/etc/postfix")
 _PARAM = "alternate_config_directories"
@@ -249,19 +250,6 @@ def run_with_tty(argv: Sequence[str], timeout: float = 60.0) -> tuple[int, str]:
     return status, b"".join(chunks).decode(errors="replace").replace("\r\n", "\n")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0); /proc tells it apart.
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 def wait_for_port(address: str, port: int, timeout: float = _START_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -434,7 +422,7 @@ def stop_master_pid(pid: int, timeout: float = _STOP_TIMEOUT) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _pid_alive(pid):
+    while pid_alive(pid):
         if time.monotonic() > deadline:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

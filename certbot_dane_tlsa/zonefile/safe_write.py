@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from certbot_dane_tlsa.atomicfile import fsync_dir
 from certbot_dane_tlsa.errors import ZoneError
 from certbot_dane_tlsa.zonefile.editor import ZoneEdit
 
@@ -31,14 +32,6 @@ def _lock_path(target: Path) -> Path:
 
 def _backup_path(target: Path) -> Path:
     return target.parent / f".{target.name}.{_TAG}.bak"
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _rename_over(src: Path, dst: Path) -> None:
@@ -130,7 +123,7 @@ class Backup:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise ZoneError(f"{self.target}: cannot restore from {self.saved}: {exc}") from None
-        _fsync_dir(self.target.parent)
+        fsync_dir(self.target.parent)
 
 
 def write_candidate(edit: ZoneEdit) -> Path:
@@ -169,7 +162,7 @@ def install_candidate(candidate: Path, target: Path) -> Backup:
         os.replace(candidate, target)
     except OSError as exc:
         raise ZoneError(f"{target}: cannot install the new zone: {exc.strerror}") from None
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     return Backup(target=target, saved=saved)
 
 
