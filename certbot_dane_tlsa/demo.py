@@ -177,6 +177,12 @@ def _tool(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _check_prerequisites() -> None:
+    # pip puts certbot beside this interpreter, which need not be on PATH (pyenv shims are
+    # only made on a rehash): look there too, and let every child find it the same way.
+    bin_dir = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    if bin_dir not in path.split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([bin_dir, path])
     missing = [name for name in NEEDED if shutil.which(name) is None]
     if missing:
         raise DemoError(
