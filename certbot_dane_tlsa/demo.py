@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -179,7 +180,7 @@ def _tool(*args: str) -> subprocess.CompletedProcess[str]:
 def _check_prerequisites() -> None:
     # pip puts certbot beside this interpreter, which need not be on PATH (pyenv shims are
     # only made on a rehash): look there too, and let every child find it the same way.
-    bin_dir = str(Path(sys.executable).parent)
+    bin_dir = sysconfig.get_path("scripts")
     path = os.environ.get("PATH", "")
     if bin_dir not in path.split(os.pathsep):
         os.environ["PATH"] = os.pathsep.join([bin_dir, path])

@@ -12,7 +12,7 @@ import os
 import signal
 import ssl
 import subprocess
-import sys
+import sysconfig
 import time
 import urllib.error
 import urllib.request
@@ -209,7 +209,8 @@ class Certbot:
         env["REQUESTS_CA_BUNDLE"] = str(self.pebble.ca_bundle)
         # certbot (and plugins installed beside it) must come from the interpreter running pytest,
         # not from whatever a pyenv shim or the system would pick.
-        bin_dir = str(Path(sys.executable).parent)
+        # sysconfig's "scripts" is where pip put them, for a venv and a pyenv version alike.
+        bin_dir = sysconfig.get_path("scripts")
         env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
         return env
 
