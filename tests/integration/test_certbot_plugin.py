@@ -215,3 +215,24 @@ def test_link_in_renewal_hooks_deploy_runs_deploy(
     os.symlink(command, hooks / "certbot-dane-tlsa")
     certbot.run("renew", "--force-renewal", extra_env={"CERTBOT_DANE_TLSA_CONFIG": str(config)})
     assert served(named) == ({live_311(live)}, True)
+
+
+def test_failure_during_renew_is_reported_by_certbot_and_leaves_the_zone_alone(
+    signed_zone_server: NamedServer, certbot_env: Certbot
+) -> None:
+    named, certbot = signed_zone_server, certbot_env
+    live = certbot.certonly(HOST, extra=installer_args(named))
+    zone_file = named.zone_file(ZONE)
+    before = zone_file.read_bytes()
+    # rndc now points at a port where nothing listens; the new key needs a zone change.
+    broken = shlex.join([*named.rndc_argv, "-p", "1"])
+    result = certbot.run(
+        "renew", "--force-renewal", "--new-key", "--dane-tlsa-rndc", broken, check=False
+    )
+    assert result.returncode != 0
+    log_text = (certbot.logs_dir / "letsencrypt.log").read_text()
+    assert "dane-tlsa: mx.example.test: rndc zonestatus example.test failed" in (
+        result.stdout + result.stderr + log_text
+    )
+    assert zone_file.read_bytes() == before
+    assert served(named)[0] != {live_311(live)}  # the new key is not (yet) published
