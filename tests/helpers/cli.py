@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 
 def run_cli(
@@ -45,3 +46,15 @@ def write_settings(path: Path, **values: object) -> Path:
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o600)
     return path
+
+
+def named_settings(path: Path, named: Any, zone: str = "example.test", **values: object) -> Path:
+    """Settings for publishing into ``zone`` on a lab NamedServer, plus ``values``."""
+    return write_settings(
+        path,
+        zone=zone,
+        zone_file=named.zone_file(zone),
+        rndc=named.rndc_argv,
+        nameservers=[f"127.0.0.1:{named.port}"],
+        **values,
+    )

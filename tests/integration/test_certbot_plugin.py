@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from tests.helpers.cli import run_cli, write_settings
+from tests.helpers.cli import named_settings, run_cli
 from tests.helpers.dns import served_tlsa, spki_sha256
 from tests.services.named import NamedServer
 from tests.services.pebble import Certbot
@@ -134,12 +134,10 @@ def test_deploy_hook_route_reads_toml_and_matches_installer_route(
     tmp_path: Path, signed_zone_server: NamedServer, certbot_env: Certbot
 ) -> None:
     named, certbot = signed_zone_server, certbot_env
-    config = write_settings(
+    config = named_settings(
         tmp_path / "dane-tlsa.toml",
+        named,
         zone=ZONE,
-        zone_file=named.zone_file(ZONE),
-        rndc=named.rndc_argv,
-        nameservers=[f"127.0.0.1:{named.port}"],
         verify_timeout=20,
     )
     hook = shlex.join(["certbot-dane-tlsa", "deploy", "--config", str(config)])
@@ -173,12 +171,10 @@ def test_certbot_dry_run_with_deploy_hooks_changes_nothing(
     tmp_path: Path, signed_zone_server: NamedServer, certbot_env: Certbot
 ) -> None:
     named, certbot = signed_zone_server, certbot_env
-    config = write_settings(
+    config = named_settings(
         tmp_path / "dane-tlsa.toml",
+        named,
         zone=ZONE,
-        zone_file=named.zone_file(ZONE),
-        rndc=named.rndc_argv,
-        nameservers=[f"127.0.0.1:{named.port}"],
     )
     live = certbot.certonly(HOST)
     zone_text = named.zone_file(ZONE).read_bytes()
@@ -200,12 +196,10 @@ def test_link_in_renewal_hooks_deploy_runs_deploy(
     import shutil
 
     named, certbot = signed_zone_server, certbot_env
-    config = write_settings(
+    config = named_settings(
         tmp_path / "dane-tlsa.toml",
+        named,
         zone=ZONE,
-        zone_file=named.zone_file(ZONE),
-        rndc=named.rndc_argv,
-        nameservers=[f"127.0.0.1:{named.port}"],
     )
     live = certbot.certonly(HOST)
     hooks = certbot.config_dir / "renewal-hooks" / "deploy"

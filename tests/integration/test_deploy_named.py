@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from tests.helpers.cli import run_cli, write_settings
+from tests.helpers.cli import named_settings, run_cli, write_settings
 from tests.helpers.dns import served_tlsa, spki_sha256
 from tests.helpers.pki import Pki, make_key, make_pki, write_lineage
 from tests.services.named import NamedServer, ZoneSpec
@@ -211,12 +211,10 @@ def test_dynamic_zone_is_frozen_edited_and_thawed(tmp_path: Path, named_factory:
     )
     pki = make_pki("p256", ["mx.example.test"])
     live = write_lineage(tmp_path / "le", "mx.example.test", pki)
-    config = write_settings(
+    config = named_settings(
         tmp_path / "dane-tlsa.toml",
+        named,
         zone=ZONE,
-        zone_file=named.zone_file(ZONE),
-        rndc=named.rndc_argv,
-        nameservers=[f"127.0.0.1:{named.port}"],
         verify_timeout=20,
     )
     result = run_cli("deploy", "--config", config, "--lineage", live)
@@ -241,12 +239,10 @@ def test_concurrent_deploys_into_one_zone_keep_every_record(
     for host in hosts:
         pki = make_pki("p256", [host])
         live = write_lineage(tmp_path / "le", host, pki)
-        config = write_settings(
+        config = named_settings(
             tmp_path / f"{host}.toml",
+            named,
             zone=ZONE,
-            zone_file=named.zone_file(ZONE),
-            rndc=named.rndc_argv,
-            nameservers=[f"127.0.0.1:{named.port}"],
             verify_timeout=30,
         )
         procs.append(

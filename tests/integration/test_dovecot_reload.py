@@ -16,7 +16,7 @@ from cryptography import x509
 
 from certbot_dane_tlsa.lab.dovecot import DovecotInstance
 from certbot_dane_tlsa.livecheck import fetch_chain
-from tests.helpers.cli import run_cli, write_settings
+from tests.helpers.cli import named_settings, run_cli
 from tests.helpers.pki import make_key, make_pki, write_lineage
 from tests.services.named import NamedServer
 
@@ -33,12 +33,10 @@ def presented_leaf(dovecot: DovecotInstance) -> x509.Certificate:
 def settings_for(
     path: Path, named: NamedServer, dovecot: DovecotInstance, command: list[str]
 ) -> Path:
-    return write_settings(
+    return named_settings(
         path,
+        named,
         zone=ZONE,
-        zone_file=named.zone_file(ZONE),
-        rndc=named.rndc_argv,
-        nameservers=[f"127.0.0.1:{named.port}"],
         ports=[str(dovecot.port)],
         dovecot_reload=True,
         dovecot_command=shlex.join(command),

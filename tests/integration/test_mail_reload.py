@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.cli import run_cli, write_settings
+from tests.helpers.cli import named_settings, run_cli
 from tests.helpers.pki import Pki, make_key, make_pki, write_lineage
 from tests.services.containers import PodmanDocker
 from tests.services.named import NamedServer
@@ -74,12 +74,10 @@ def lab(
         hostname=HOST,
         volumes=[(config_dir, config_dir)],
     )
-    config = write_settings(
+    config = named_settings(
         tmp_path / "dane-tlsa.toml",
+        named,
         zone=ZONE,
-        zone_file=named.zone_file(ZONE),
-        rndc=named.rndc_argv,
-        nameservers=[f"127.0.0.1:{named.port}"],
         verify_timeout=20,
         ports=[str(container.port)],
         postfix_container=container.name,
@@ -161,12 +159,10 @@ def test_host_postfix_reload(
     pki = make_pki("rsa2048", [HOST])
     live = write_lineage(config_dir, HOST, pki)
     postfix = postfix_factory(key=live / "privkey.pem", fullchain=live / "fullchain.pem")
-    config = write_settings(
+    config = named_settings(
         tmp_path / "dane-tlsa.toml",
+        named,
         zone=ZONE,
-        zone_file=named.zone_file(ZONE),
-        rndc=named.rndc_argv,
-        nameservers=[f"127.0.0.1:{named.port}"],
         ports=[str(postfix.port)],
         postfix_reload=True,
         postfix_command=shlex.join(postfix.postfix_argv()),
@@ -192,12 +188,10 @@ def test_live_server_still_presenting_another_key_fails_after_the_retries(
     live = write_lineage(config_dir, HOST, make_pki("p256", [HOST]))
     elsewhere = write_lineage(tmp_path / "old-le", HOST, make_pki("p256", [HOST]))
     postfix = postfix_factory(key=elsewhere / "privkey.pem", fullchain=elsewhere / "fullchain.pem")
-    config = write_settings(
+    config = named_settings(
         tmp_path / "dane-tlsa.toml",
+        named,
         zone=ZONE,
-        zone_file=named.zone_file(ZONE),
-        rndc=named.rndc_argv,
-        nameservers=[f"127.0.0.1:{named.port}"],
         ports=[str(postfix.port)],
         postfix_reload=True,
         postfix_command=shlex.join(postfix.postfix_argv()),
