@@ -56,8 +56,13 @@ def _is_dynamic(zone: ZoneSettings, rndc: Rndc, dry_run: bool) -> bool:
         status = rndc.zonestatus()
     except CommandError:
         if dry_run:
-            log.warning("could not ask rndc whether %s is dynamic; assuming it is not", zone.name)
-            return journal.exists()
+            dynamic = journal.exists()
+            log.warning(
+                "could not ask rndc whether %s is dynamic; going by its journal file: %s",
+                zone.name,
+                "dynamic" if dynamic else "static",
+            )
+            return dynamic
         raise
     return status.dynamic
 
