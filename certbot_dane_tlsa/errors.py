@@ -43,9 +43,3 @@ class CommandError(DaneError):
 
 class VerificationError(DaneError):
     """What the servers serve, or what the live server presents, is not what was published."""
-
-
-class MismatchError(VerificationError):
-    """DNS and the certificate disagree (``check`` exits 2 for this)."""
-
-    exit_code = 2
