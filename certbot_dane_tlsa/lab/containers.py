@@ -21,11 +21,10 @@ from certbot_dane_tlsa.lab.ports import free_port, release
 from certbot_dane_tlsa.lab.postfix import (
     PostfixError,
     check_starttls,
+    configure,
     make_data_dir,
-    register_config_dir,
     unregister_config_dir,
     wait_for_port,
-    write_config,
 )
 
 _START_TIMEOUT = 30.0
@@ -276,16 +275,7 @@ class PostfixContainer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data_dir = make_data_dir()
         try:
-            write_config(
-                self.workdir,
-                hostname=self.hostname,
-                address=self.address,
-                port=self.port,
-                key=self.key,
-                fullchain=self.fullchain,
-                data_dir=self.data_dir,
-            )
-            register_config_dir(self.config_dir)
+            configure(self, self.data_dir)
             self._registered = True
             volumes = [*self.volumes, (self.data_dir, self.data_dir)]
             self.podman.run_container(self.name, "sleep", "infinity", volumes=volumes)

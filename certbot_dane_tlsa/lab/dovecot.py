@@ -9,9 +9,7 @@ configuration it is given, never through the system's /etc/dovecot.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -20,7 +18,7 @@ import time
 from pathlib import Path
 
 from certbot_dane_tlsa.lab.ports import free_port, release
-from certbot_dane_tlsa.lab.processes import pid_alive
+from certbot_dane_tlsa.lab.processes import terminate
 
 _START_TIMEOUT = 20.0
 _STOP_TIMEOUT = 10.0
@@ -263,12 +261,4 @@ class DovecotInstance:
             return
         # SIGTERM to the PID it wrote is what `doveadm stop` sends too, but doveadm then polls
         # in whole seconds (about 2.8 s per stop here against 1.1 s); the children follow it.
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + _STOP_TIMEOUT
-        while pid_alive(pid):
-            if time.monotonic() > deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                break
-            time.sleep(0.05)
+        terminate(pid, _STOP_TIMEOUT)

@@ -14,7 +14,6 @@ import fcntl
 import os
 import select
 import shutil
-import signal
 import smtplib
 import socket
 import ssl
@@ -24,9 +23,10 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from certbot_dane_tlsa.lab.ports import free_port, release
-from certbot_dane_tlsa.lab.processes import pid_alive
+from certbot_dane_tlsa.lab.processes import terminate
 
 DEFAULT_CONFIG_DIR = Path("/etc/postfix")
 _PARAM = "alternate_config_directories"
@@ -315,6 +315,30 @@ def check_starttls(address: str, port: int, maillog: Path) -> None:
         raise PostfixError(f"{address}:{port} offers no working STARTTLS ({exc}):\n{log}") from exc
 
 
+class _Configurable(Protocol):
+    workdir: Path
+    hostname: str
+    address: str
+    port: int
+    key: Path
+    fullchain: Path
+    config_dir: Path
+
+
+def configure(instance: _Configurable, data_dir: Path) -> None:
+    """Write a Postfix instance's private config and make the default main.cf accept it."""
+    write_config(
+        instance.workdir,
+        hostname=instance.hostname,
+        address=instance.address,
+        port=instance.port,
+        key=instance.key,
+        fullchain=instance.fullchain,
+        data_dir=data_dir,
+    )
+    register_config_dir(instance.config_dir)
+
+
 class PostfixInstance:
     """One Postfix master with its own config directory, queue and smtpd port on loopback."""
 
@@ -370,16 +394,7 @@ class PostfixInstance:
     def start(self) -> None:
         self.data_dir = make_data_dir()
         try:
-            write_config(
-                self.workdir,
-                hostname=self.hostname,
-                address=self.address,
-                port=self.port,
-                key=self.key,
-                fullchain=self.fullchain,
-                data_dir=self.data_dir,
-            )
-            register_config_dir(self.config_dir)
+            configure(self, self.data_dir)
             self._registered = True
             self._postfix("start")
             self._started = True
@@ -414,20 +429,7 @@ class PostfixInstance:
                 self._postfix("stop")
             return
         # SIGTERM is what `postfix stop` sends too, but postfix-script then polls in 1 s steps.
-        stop_master_pid(pid)
-
-
-def stop_master_pid(pid: int, timeout: float = _STOP_TIMEOUT) -> None:
-    """Ends one Postfix master by the PID it wrote; its children follow it."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid):
-        if time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            break
-        time.sleep(0.05)
+        terminate(pid, _STOP_TIMEOUT)
 
 
 # --- posttls-finger with its own resolver ----------------------------------------------------

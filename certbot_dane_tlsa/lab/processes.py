@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import time
 from pathlib import Path
 
 
@@ -34,3 +37,16 @@ def processes_naming(root: Path) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def terminate(pid: int, timeout: float = 10.0) -> None:
+    """SIGTERM a daemon's master by its PID (its children follow), SIGKILL if it lingers."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
