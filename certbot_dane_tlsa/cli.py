@@ -26,7 +26,15 @@ log = logging.getLogger("certbot_dane_tlsa")
 PROG = "certbot-dane-tlsa"
 
 
-def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+def _add_setting_flags(parser: argparse.ArgumentParser, wanted: bool = True) -> None:
+    """One flag per setting, on commands that read settings.
+
+    ``wanted`` is False for a command this run does not invoke: the flags would only be
+    parsed and thrown away, and building them all for every command costs the deploy hook
+    several milliseconds on each renewal.
+    """
+    if not wanted:
+        return
     group = parser.add_argument_group(
         "settings", "Each overrides the key of the same name in the settings file."
     )
@@ -51,7 +59,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``command``, the settings flags only where it needs them."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Keep DANE TLSA records in BIND zones true to certbot certificates.",
@@ -71,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the zone diff and the commands that would run; change nothing",
     )
-    _add_setting_flags(deploy)
+    _add_setting_flags(deploy, command in (None, "deploy"))
 
     check = commands.add_parser(
         "check",
@@ -79,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(check)
     check.add_argument("--json", action="store_true", help="print the findings as JSON")
-    _add_setting_flags(check)
+    _add_setting_flags(check, command in (None, "check"))
 
     demo = commands.add_parser(
         "demo",
@@ -97,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--port", default="25", help="ports, comma-separated")
     record.add_argument("--proto", default="tcp")
     record.add_argument("--ttl", default=None, help="TTL to write (default: none)")
-    add_commands(commands)
+    add_commands(commands, command)
     return parser
 
 
@@ -248,14 +257,18 @@ COMMANDS = {"deploy": _cmd_deploy, "check": _cmd_check, "record": _cmd_record, "
 COMMANDS.update({"rollover": cmd_rollover, "prune": cmd_prune})
 
 
+def _requested_command(argv: Sequence[str]) -> str | None:
+    # The top level takes no option with a value, so the first word is the command.
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv and os.environ.get("RENEWED_LINEAGE"):
         # Certbot runs the executables in renewal-hooks/deploy/ without arguments: a link to
         # this command there means `deploy`.
         argv = ["deploy"]
-    args = parser.parse_args(argv)
+    args = build_parser(_requested_command(argv)).parse_args(argv)
     _setup_logging(args)
     try:
         return COMMANDS[args.command](args)

@@ -28,7 +28,7 @@ _DIRS = (
 )
 
 
-def _add_lineage_args(parser: argparse.ArgumentParser) -> None:
+def _add_lineage_args(parser: argparse.ArgumentParser, settings_flags: bool) -> None:
     from certbot_dane_tlsa import cli
 
     parser.add_argument("--cert-name", required=True, metavar="NAME", help="the lineage's name")
@@ -42,11 +42,17 @@ def _add_lineage_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every command's output")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
-    cli._add_setting_flags(parser)
+    cli._add_setting_flags(parser, settings_flags)
 
 
-def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``rollover`` (with ``stage`` and ``commit``) and ``prune`` to the command line."""
+def add_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], command: str | None = None
+) -> None:
+    """Add ``rollover`` (with ``stage`` and ``commit``) and ``prune`` to the command line.
+
+    ``command`` is the command this run invokes (None: all), as in ``cli.build_parser``.
+    """
+    rollover_flags = command in (None, "rollover")
     rollover = subparsers.add_parser(
         "rollover",
         help="change the key without a DANE failure window: stage, then commit",
@@ -58,7 +64,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         "stage",
         help="generate the next key and publish its records beside the current ones",
     )
-    _add_lineage_args(stage)
+    _add_lineage_args(stage, rollover_flags)
     stage.add_argument("--key-type", choices=("rsa", "ecdsa"), help="default: as the current key")
     stage.add_argument("--rsa-key-size", type=int, metavar="BITS", help="2048, 3072 or 4096")
     stage.add_argument(
@@ -71,7 +77,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         "been served long enough; then runs certbot renew with the staged key, deploys, "
         "reloads and checks the live server.",
     )
-    _add_lineage_args(commit)
+    _add_lineage_args(commit, rollover_flags)
     commit.add_argument(
         "--if-safe",
         action="store_true",
@@ -81,7 +87,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         "prune",
         help="remove the records of retired keys once that is safe (2 x TTL after going live)",
     )
-    _add_lineage_args(prune)
+    _add_lineage_args(prune, command in (None, "prune"))
 
 
 def _prepare(args: argparse.Namespace) -> tuple[Settings, Path]:
