@@ -10,23 +10,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    PublicFormat,
-)
-
+from certbot_dane_tlsa import der
 from certbot_dane_tlsa.errors import CertificateError, SettingsError
 
-CURVES: dict[str, type[ec.EllipticCurve]] = {
-    "secp256r1": ec.SECP256R1,
-    "secp384r1": ec.SECP384R1,
-    "secp521r1": ec.SECP521R1,
-}
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+# In cryptography's words (curve.name), which certbot's --elliptic-curve also accepts.
+CURVES = ("secp256r1", "secp384r1", "secp521r1")
 RSA_SIZES = (2048, 3072, 4096)
 
 
@@ -46,7 +39,34 @@ class KeyShape:
         return ["--key-type", "ecdsa", "--elliptic-curve", str(self.curve)]
 
 
-def shape_of(public: PublicKeyTypes) -> KeyShape:
+def shape_of(spki: bytes) -> KeyShape:
+    """The shape of the key in a DER SubjectPublicKeyInfo (CertificateError if not RSA/ECDSA).
+
+    RSA and the usual curves are read from the DER; anything else goes through cryptography,
+    so odd keys are named in its words as before.
+    """
+    try:
+        kind = der.spki_kind(spki)
+    except der.DerError:
+        kind = None
+    if kind is not None and kind.algorithm == "rsa":
+        return KeyShape("rsa", key_size=kind.rsa_bits)
+    if kind is not None and kind.algorithm == "ec" and kind.curve is not None:
+        return KeyShape("ecdsa", curve=kind.curve)
+    return _shape_by_cryptography(spki)
+
+
+def _shape_by_cryptography(spki: bytes) -> KeyShape:
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    try:
+        public = load_der_public_key(spki)
+    except (ValueError, UnsupportedAlgorithm):
+        raise CertificateError(
+            "the certificate's public key is not readable, so it cannot be rolled over"
+        ) from None
     if isinstance(public, rsa.RSAPublicKey):
         return KeyShape("rsa", key_size=public.key_size)
     if isinstance(public, ec.EllipticCurvePublicKey):
@@ -56,9 +76,9 @@ def shape_of(public: PublicKeyTypes) -> KeyShape:
     )
 
 
-def spki_sha256(public: PublicKeyTypes) -> str:
-    der = public.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(der).hexdigest()
+def spki_sha256(spki: bytes) -> str:
+    """Hex SHA-256 of a DER SubjectPublicKeyInfo: how the state file names a key."""
+    return hashlib.sha256(spki).hexdigest()
 
 
 def choose_shape(
@@ -92,10 +112,22 @@ def choose_shape(
 
 def generate(shape: KeyShape) -> tuple[PrivateKeyTypes, bytes]:
     """A fresh private key and its unencrypted PKCS#8 PEM (what certbot can reuse)."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
     key: PrivateKeyTypes
     if shape.key_type == "rsa":
         key = rsa.generate_private_key(public_exponent=65537, key_size=shape.key_size or 2048)
     else:
-        key = ec.generate_private_key(CURVES[shape.curve or "secp256r1"]())
+        curves: dict[str, type[ec.EllipticCurve]] = {
+            "secp256r1": ec.SECP256R1,
+            "secp384r1": ec.SECP384R1,
+            "secp521r1": ec.SECP521R1,
+        }
+        key = ec.generate_private_key(curves[shape.curve or "secp256r1"]())
     pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
     return key, pem

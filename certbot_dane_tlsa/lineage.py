@@ -10,8 +10,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-
 from certbot_dane_tlsa.errors import CertificateError
 from certbot_dane_tlsa.tlsa import Material, load_certificates, load_material
 
@@ -60,12 +58,8 @@ class Lineage:
         """
         # Only the certificate: listing names should not need read access to the key.
         cert = load_certificates(self.cert)[0]
-        try:
-            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        except x509.ExtensionNotFound:
-            return []
         names: list[str] = []
-        for name in san.get_values_for_type(x509.DNSName):
+        for name in cert.dns_names:
             lower = name.lower().rstrip(".")
             if lower and not lower.startswith("*") and lower not in names:
                 names.append(lower)

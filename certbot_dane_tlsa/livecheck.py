@@ -12,12 +12,14 @@ import ipaddress
 import socket
 import ssl
 from collections.abc import Callable, Iterable, Sequence
-
-from cryptography import x509
+from typing import TYPE_CHECKING
 
 from certbot_dane_tlsa.errors import VerificationError
 from certbot_dane_tlsa.records import TlsaRecord
-from certbot_dane_tlsa.tlsa import association_data, issued_by
+from certbot_dane_tlsa.tlsa import Certificate, as_certificate, association_data, issued_by
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 TLS_MODES = ("starttls-smtp", "starttls-imap", "starttls-pop3", "tls")
 
@@ -178,8 +180,12 @@ def fetch_chain(
 ) -> list[x509.Certificate]:
     """The certificates the server at ``address``:``port`` presents, leaf first.
 
-    ``server_name`` is sent as SNI (servers with several certificates choose by it).
+    ``server_name`` is sent as SNI (servers with several certificates choose by it). Each one
+    must be readable both by cryptography (which verifies issuer signatures) and by the DER
+    reader (which gives the bytes the records are compared with).
     """
+    from cryptography import x509
+
     if mode not in TLS_MODES:
         raise VerificationError(f"TLS mode {mode!r} is not one of {', '.join(TLS_MODES)}")
     where = _where(address, port)
@@ -208,6 +214,8 @@ def fetch_chain(
     if not ders:
         raise VerificationError(f"{where}: server presented no certificate")
     try:
+        for der in ders:
+            Certificate.from_der(der)
         return [x509.load_der_x509_certificate(der) for der in ders]
     except ValueError as exc:
         raise VerificationError(
@@ -215,13 +223,13 @@ def fetch_chain(
         ) from None
 
 
-def _issuer_path(chain: Sequence[x509.Certificate]) -> list[x509.Certificate]:
+def _issuer_path(chain: Sequence[Certificate]) -> list[Certificate]:
     """The presented certificates the leaf chains up to, nearest first.
 
     Each step needs a matching name *and* a verifying signature, so a stray certificate in the
     server's chain cannot stand in for the real trust anchor.
     """
-    path: list[x509.Certificate] = []
+    path: list[Certificate] = []
     current = chain[0]
     remaining = list(chain[1:])
     while remaining:
@@ -234,7 +242,7 @@ def _issuer_path(chain: Sequence[x509.Certificate]) -> list[x509.Certificate]:
     return path
 
 
-def _matches_any(record: TlsaRecord, certs: Iterable[x509.Certificate]) -> bool:
+def _matches_any(record: TlsaRecord, certs: Iterable[Certificate]) -> bool:
     for cert in certs:
         try:
             if association_data(cert, record.selector, record.mtype) == record.data:
@@ -245,7 +253,7 @@ def _matches_any(record: TlsaRecord, certs: Iterable[x509.Certificate]) -> bool:
 
 
 def chain_matches(
-    chain: Sequence[x509.Certificate], records: Iterable[TlsaRecord]
+    chain: Sequence[Certificate | x509.Certificate], records: Iterable[TlsaRecord]
 ) -> list[TlsaRecord]:
     """The records that the presented ``chain`` (leaf first) satisfies; empty means mismatch.
 
@@ -254,17 +262,21 @@ def chain_matches(
     certificate the leaf chains up to within the presented chain, checked by issuer name and
     signature. No PKIX path validation is done, so a 0 or 1 record matching here is necessary
     but not sufficient for a PKIX-requiring client; for SMTP (RFC 7672) those usages are
-    unusable anyway.
+    unusable anyway. The issuer path (signature checks, so cryptography) is only worked out
+    when a usage 0/2 record asks for it.
     """
     if not chain:
         return []
-    leaf = chain[0]
-    issuers = _issuer_path(chain)
+    certs = [as_certificate(c) for c in chain]
+    leaf = certs[0]
+    issuers: list[Certificate] | None = None
     matched: list[TlsaRecord] = []
     for record in records:
         if record.usage in (1, 3):
-            candidates: Sequence[x509.Certificate] = (leaf,)
+            candidates: Sequence[Certificate] = (leaf,)
         elif record.usage in (0, 2):
+            if issuers is None:
+                issuers = _issuer_path(certs)
             candidates = issuers
         else:
             continue

@@ -16,9 +16,10 @@ import time
 from collections.abc import Mapping, Sequence
 
 import dns.exception
-import dns.name
 import dns.rdatatype
 
+from certbot_dane_tlsa import dnsname
+from certbot_dane_tlsa.dnsname import Name, to_dnspython
 from certbot_dane_tlsa.errors import VerificationError
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord
 from certbot_dane_tlsa.settings import Nameserver, ZoneSettings
@@ -48,7 +49,7 @@ def _first_address(server: Nameserver) -> str:
     return _addresses(server.host, server.port)[0]
 
 
-def _answer_names(server: Nameserver, qname: dns.name.Name, rdtype: str) -> list[str]:
+def _answer_names(server: Nameserver, qname: Name, rdtype: str) -> list[str]:
     """The rdata texts of ``qname rdtype`` as ``server`` answers it (empty when none)."""
     try:
         response = query(_first_address(server), server.port, qname, rdtype)
@@ -57,15 +58,16 @@ def _answer_names(server: Nameserver, qname: dns.name.Name, rdtype: str) -> list
             f"nameserver {server} did not answer {qname} {rdtype}: {exc or type(exc).__name__}"
         ) from None
     wanted = dns.rdatatype.from_text(rdtype)
+    wire_name = to_dnspython(qname)
     return [
         str(rdata.to_text())
         for rrset in response.answer
-        if rrset.name == qname and rrset.rdtype == wanted
+        if rrset.name == wire_name and rrset.rdtype == wanted
         for rdata in rrset
     ]
 
 
-def ns_targets(zone: ZoneSettings) -> list[dns.name.Name]:
+def ns_targets(zone: ZoneSettings) -> list[Name]:
     """The zone's NS set as its first nameserver serves it."""
     if not zone.nameservers:
         raise VerificationError(f"zone {zone.name}: no nameservers to ask for the NS set")
@@ -74,10 +76,10 @@ def ns_targets(zone: ZoneSettings) -> list[dns.name.Name]:
         raise VerificationError(
             f"nameserver {zone.nameservers[0]} serves no NS records for zone {zone.name}"
         )
-    return list(dict.fromkeys(dns.name.from_text(t, zone.origin) for t in texts))
+    return list(dict.fromkeys(dnsname.from_text(t, zone.origin) for t in texts))
 
 
-def _target_addresses(zone: ZoneSettings, target: dns.name.Name) -> list[str]:
+def _target_addresses(zone: ZoneSettings, target: Name) -> list[str]:
     if target.is_subdomain(zone.origin):
         # In-zone (or glue below a delegation): the primary knows; a resolver may not yet.
         found = [
@@ -179,8 +181,8 @@ def _caught_up(server: Nameserver, zone: ZoneSettings, target: int, problems: li
 
 def verify_authoritative(
     zone: ZoneSettings,
-    expected: Mapping[dns.name.Name, frozenset[TlsaRecord]],
-    managed: Mapping[dns.name.Name, frozenset[TlsaParams]],
+    expected: Mapping[Name, frozenset[TlsaRecord]],
+    managed: Mapping[Name, frozenset[TlsaParams]],
     *,
     timeout: float,
     primary: Nameserver | None = None,

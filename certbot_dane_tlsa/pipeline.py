@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-import dns.exception
-import dns.name
-
+from certbot_dane_tlsa.dnsname import Name
 from certbot_dane_tlsa.errors import DaneError, VerificationError
 from certbot_dane_tlsa.keystate import utcnow
 from certbot_dane_tlsa.lineage import Lineage
@@ -39,18 +37,18 @@ class DeployReport:
     every_zone_verified: bool = False
 
 
-def _expected(
-    state: DesiredState, zone: ZoneSettings
-) -> dict[dns.name.Name, frozenset[TlsaRecord]]:
+def _expected(state: DesiredState, zone: ZoneSettings) -> dict[Name, frozenset[TlsaRecord]]:
     return {t.owner: state.desired[t.owner] for t in state.targets_in(zone)}
 
 
-def _managed(state: DesiredState, zone: ZoneSettings) -> dict[dns.name.Name, frozenset[TlsaParams]]:
+def _managed(state: DesiredState, zone: ZoneSettings) -> dict[Name, frozenset[TlsaParams]]:
     return {t.owner: state.managed[t.owner] for t in state.targets_in(zone)}
 
 
 def _servers_lag(zone: ZoneSettings, state: DesiredState) -> bool:
     """One quick look: does any server serve something other than the file's records?"""
+    import dns.exception
+
     from certbot_dane_tlsa.verify import served_tlsa
 
     managed = _managed(state, zone)
@@ -85,13 +83,10 @@ def _publish(zone: ZoneSettings, state: DesiredState, *, dry_run: bool, out: Tex
         from certbot_dane_tlsa.rfc2136 import publish_rfc2136
 
         return publish_rfc2136(zone, state, dry_run=dry_run, out=out)
-    return publish_zone_file(
-        zone,
-        state,
-        dry_run=dry_run,
-        out=out,
-        reload_when_unchanged=lambda: _servers_lag(zone, state),
-    )
+    # With verify = false nothing may wait on DNS, not even this quick look for a lost reload
+    # (a server that is not there would cost a query timeout on every renewal).
+    lag_check = (lambda: _servers_lag(zone, state)) if zone.verify else None
+    return publish_zone_file(zone, state, dry_run=dry_run, out=out, reload_when_unchanged=lag_check)
 
 
 def deploy(
@@ -269,6 +264,8 @@ class CheckReport:
 
 def check(settings: Settings, lineage_dir: Path) -> CheckReport:
     """Does DNS vouch for the current certificate, and does the live server present it?"""
+    import dns.exception
+
     from certbot_dane_tlsa.nsverify import authoritative_servers
     from certbot_dane_tlsa.verify import served_tlsa, zone_is_signed
 
@@ -280,7 +277,7 @@ def check(settings: Settings, lineage_dir: Path) -> CheckReport:
     except DaneError as exc:
         report.findings.append(Finding("-", str(lineage_dir), "error", str(exc)))
         return report
-    served_by_owner: dict[dns.name.Name, set[TlsaRecord]] = {}
+    served_by_owner: dict[Name, set[TlsaRecord]] = {}
     for target in state.targets:
         current = state.desired[target.owner]
         try:
@@ -327,7 +324,7 @@ def check(settings: Settings, lineage_dir: Path) -> CheckReport:
 def _check_live(
     settings: Settings,
     state: DesiredState,
-    served: Mapping[dns.name.Name, set[TlsaRecord]],
+    served: Mapping[Name, set[TlsaRecord]],
     report: CheckReport,
 ) -> None:
     for target in state.targets:

@@ -148,8 +148,7 @@ class Installer(
         from certbot_dane_tlsa.renewalconf import read_renewal_params
 
         try:
-            key = Lineage.from_dir(live_dir).material().leaf.public_key()
-            shape = shape_of(key)
+            shape = shape_of(Lineage.from_dir(live_dir).material().leaf.spki)
             params = read_renewal_params(path)
         except (DaneError, OSError) as exc:
             logger.debug("dane-tlsa: cannot compare key shapes: %s", exc)

@@ -10,8 +10,8 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import dns.name
-
+from certbot_dane_tlsa import dnsname
+from certbot_dane_tlsa.dnsname import Name
 from certbot_dane_tlsa.errors import SettingsError
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord, tlsa_owner
 from certbot_dane_tlsa.settings import Settings, ZoneSettings
@@ -26,17 +26,17 @@ MAX_RECORDS_PER_OWNER = 12
 class Target:
     """One TLSA owner: a host and port, in the zone that will carry it."""
 
-    host: dns.name.Name
+    host: Name
     port: int
-    owner: dns.name.Name
+    owner: Name
     zone: ZoneSettings
 
 
 @dataclass(frozen=True)
 class DesiredState:
     targets: tuple[Target, ...]
-    desired: dict[dns.name.Name, frozenset[TlsaRecord]]
-    managed: dict[dns.name.Name, frozenset[TlsaParams]]
+    desired: dict[Name, frozenset[TlsaRecord]]
+    managed: dict[Name, frozenset[TlsaParams]]
     warnings: tuple[str, ...]
 
     def zones(self) -> list[ZoneSettings]:
@@ -46,7 +46,7 @@ class DesiredState:
         return [t for t in self.targets if t.zone.origin == zone.origin]
 
 
-def choose_hosts(settings: Settings, certificate_names: Sequence[str]) -> list[dns.name.Name]:
+def choose_hosts(settings: Settings, certificate_names: Sequence[str]) -> list[Name]:
     """The configured hosts, or else the certificate's names that fall inside a zone."""
     if settings.hosts:
         hosts = list(settings.hosts)
@@ -60,7 +60,11 @@ def choose_hosts(settings: Settings, certificate_names: Sequence[str]) -> list[d
         if text.startswith("*."):
             log.warning("skipping wildcard name %s: TLSA owners need a concrete host", text)
             continue
-        name = dns.name.from_text(text.lower())
+        try:
+            name = dnsname.from_text(text.lower())
+        except dnsname.BadName as exc:
+            log.warning("skipping the certificate name %r: %s", text, exc)
+            continue
         if settings.zone_for(name) is not None:
             hosts.append(name)
     if not hosts:

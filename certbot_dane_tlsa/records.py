@@ -9,14 +9,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import dns.name
-
+from certbot_dane_tlsa.dnsname import Name
 from certbot_dane_tlsa.errors import SettingsError
 
 USAGES = {0: "PKIX-TA", 1: "PKIX-EE", 2: "DANE-TA", 3: "DANE-EE"}
 SELECTORS = {0: "Cert", 1: "SPKI"}
 MATCHING_TYPES = {0: "Full", 1: "SHA2-256", 2: "SHA2-512"}
-_DIGEST_SIZES = {1: 32, 2: 64}
+DIGEST_SIZES = {1: 32, 2: 64}
 _PARAMS_RE = re.compile(r"^\s*(\d+)\s+(\d+)\s+(\d+)\s*$")
 _PROTO_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,14}$")
 
@@ -84,14 +83,14 @@ class TlsaRecord:
 
     def looks_well_formed(self) -> bool:
         """Whether the data length fits the matching type (a digest has a fixed size)."""
-        size = _DIGEST_SIZES.get(self.mtype)
+        size = DIGEST_SIZES.get(self.mtype)
         return bool(self.data) and (size is None or len(self.data) == size)
 
 
-def tlsa_owner(host: dns.name.Name, port: int, proto: str = "tcp") -> dns.name.Name:
+def tlsa_owner(host: Name, port: int, proto: str = "tcp") -> Name:
     """``_PORT._PROTO.HOST`` (RFC 6698 section 3)."""
     if not 0 < port < 65536:
         raise SettingsError(f"port {port} is not between 1 and 65535")
     if not _PROTO_RE.match(proto):
         raise SettingsError(f"proto {proto!r} is not a transport label such as 'tcp'")
-    return dns.name.Name((f"_{port}".encode(), f"_{proto.lower()}".encode())).concatenate(host)
+    return Name((f"_{port}".encode(), f"_{proto.lower()}".encode())).concatenate(host)

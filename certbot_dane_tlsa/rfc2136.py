@@ -22,7 +22,6 @@ from typing import TextIO
 import dns.exception
 import dns.flags
 import dns.message
-import dns.name
 import dns.query
 import dns.rcode
 import dns.rdata
@@ -33,6 +32,7 @@ import dns.rdtypes.ANY.TLSA
 import dns.tsig
 import dns.update
 
+from certbot_dane_tlsa.dnsname import Name, to_dnspython
 from certbot_dane_tlsa.errors import DaneError
 from certbot_dane_tlsa.policy import DesiredState
 from certbot_dane_tlsa.publish import Outcome
@@ -54,7 +54,7 @@ _random = secrets.SystemRandom()
 class OwnerRead:
     """One owner's TLSA RRset as the primary served it; ``ttl`` is None when it is empty."""
 
-    owner: dns.name.Name
+    owner: Name
     records: frozenset[TlsaRecord]
     ttl: int | None
 
@@ -63,12 +63,12 @@ class OwnerRead:
 class ZoneRead:
     serial: int
     default_ttl: int
-    owners: dict[dns.name.Name, OwnerRead]
+    owners: dict[Name, OwnerRead]
 
 
 @dataclass(frozen=True)
 class OwnerChange:
-    owner: dns.name.Name
+    owner: Name
     before: frozenset[TlsaRecord]
     after: frozenset[TlsaRecord]
     ttl: int
@@ -84,7 +84,7 @@ class OwnerChange:
 
 @dataclass(frozen=True)
 class UpdatePlan:
-    origin: dns.name.Name
+    origin: Name
     serial: int
     changes: tuple[OwnerChange, ...]
 
@@ -109,8 +109,8 @@ def server_address(server: Nameserver) -> str:
     return str(infos[0][4][0])
 
 
-def _query_tcp(server: Nameserver, qname: dns.name.Name, rdtype: str) -> dns.message.Message:
-    request = dns.message.make_query(qname, rdtype)
+def _query_tcp(server: Nameserver, qname: Name, rdtype: str) -> dns.message.Message:
+    request = dns.message.make_query(to_dnspython(qname), rdtype)
     request.flags &= ~dns.flags.RD
     try:
         return dns.query.tcp(
@@ -124,7 +124,7 @@ def _query_tcp(server: Nameserver, qname: dns.name.Name, rdtype: str) -> dns.mes
 
 
 def _authoritative_answer(
-    server: Nameserver, zone: ZoneSettings, qname: dns.name.Name, rdtype: str
+    server: Nameserver, zone: ZoneSettings, qname: Name, rdtype: str
 ) -> dns.message.Message:
     response = _query_tcp(server, qname, rdtype)
     rcode = response.rcode()
@@ -140,7 +140,7 @@ def read_soa(server: Nameserver, zone: ZoneSettings) -> tuple[int, int]:
     """(serial, default TTL) of the zone as ``server`` serves it now."""
     response = _authoritative_answer(server, zone, zone.origin, "SOA")
     for rrset in response.answer:
-        if rrset.rdtype == dns.rdatatype.SOA and rrset.name == zone.origin:
+        if rrset.rdtype == dns.rdatatype.SOA and rrset.name == to_dnspython(zone.origin):
             soa = rrset[0]
             assert isinstance(soa, dns.rdtypes.ANY.SOA.SOA)
             # The SOA's own TTL is normally the file's $TTL; MINIMUM caps it the way RFC 2308
@@ -149,12 +149,13 @@ def read_soa(server: Nameserver, zone: ZoneSettings) -> tuple[int, int]:
     raise DaneError(f"nameserver {server} serves no SOA for zone {zone.name}")
 
 
-def read_owner(server: Nameserver, zone: ZoneSettings, owner: dns.name.Name) -> OwnerRead:
+def read_owner(server: Nameserver, zone: ZoneSettings, owner: Name) -> OwnerRead:
     response = _authoritative_answer(server, zone, owner, "TLSA")
     records: set[TlsaRecord] = set()
     ttl: int | None = None
+    wire_owner = to_dnspython(owner)
     for rrset in response.answer:
-        if rrset.name != owner:
+        if rrset.name != wire_owner:
             continue
         if rrset.rdtype == dns.rdatatype.CNAME:
             # named would drop a TLSA added beside a CNAME without an error.
@@ -167,7 +168,7 @@ def read_owner(server: Nameserver, zone: ZoneSettings, owner: dns.name.Name) -> 
     return OwnerRead(owner, frozenset(records), ttl if records else None)
 
 
-def read_zone(server: Nameserver, zone: ZoneSettings, owners: Iterable[dns.name.Name]) -> ZoneRead:
+def read_zone(server: Nameserver, zone: ZoneSettings, owners: Iterable[Name]) -> ZoneRead:
     serial, default_ttl = read_soa(server, zone)
     return ZoneRead(
         serial, default_ttl, {owner: read_owner(server, zone, owner) for owner in owners}
@@ -180,8 +181,8 @@ def read_zone(server: Nameserver, zone: ZoneSettings, owners: Iterable[dns.name.
 def plan_update(
     zone: ZoneSettings,
     current: ZoneRead,
-    desired: Mapping[dns.name.Name, frozenset[TlsaRecord]],
-    managed: Mapping[dns.name.Name, frozenset[TlsaParams]],
+    desired: Mapping[Name, frozenset[TlsaRecord]],
+    managed: Mapping[Name, frozenset[TlsaParams]],
 ) -> UpdatePlan:
     """Keep what we do not manage, replace what we do; owners already right are left out."""
     changes = []
@@ -207,26 +208,28 @@ def _rdata(record: TlsaRecord) -> dns.rdata.Rdata:
 
 def build_update(plan: UpdatePlan, key: TsigKey | None) -> dns.update.UpdateMessage:
     """One message for the whole zone: either every owner changes, or none does."""
+    origin = to_dnspython(plan.origin)
     if key is None:
-        message = dns.update.UpdateMessage(plan.origin)
+        message = dns.update.UpdateMessage(origin)
     else:
         message = dns.update.UpdateMessage(
-            plan.origin,
+            origin,
             keyring=key.keyring(),
             keyname=key.name,
             keyalgorithm=key.algorithm_name,
         )
     for change in plan.changes:
+        owner = to_dnspython(change.owner)
         if change.before:
             # RFC 2136 2.4.2: "RRset exists (value dependent)" - exactly these records.
-            message.present(change.owner, *(_rdata(r) for r in sorted(change.before)))
+            message.present(owner, *(_rdata(r) for r in sorted(change.before)))
         else:
             # RFC 2136 2.4.3: "RRset does not exist".
-            message.absent(change.owner, dns.rdatatype.TLSA)
+            message.absent(owner, dns.rdatatype.TLSA)
         for record in change.removed:
-            message.delete(change.owner, _rdata(record))
+            message.delete(owner, _rdata(record))
         for record in change.added:
-            message.add(change.owner, change.ttl, _rdata(record))
+            message.add(owner, change.ttl, _rdata(record))
     return message
 
 

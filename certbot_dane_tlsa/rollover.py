@@ -22,20 +22,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
-
-import dns.exception
-import dns.flags
-import dns.name
-import dns.rdatatype
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from typing import TextIO
 
 from certbot_dane_tlsa.errors import CertificateError, CommandError, DaneError, SettingsError
 from certbot_dane_tlsa.keygen import KeyShape, choose_shape, generate, shape_of, spki_sha256
@@ -60,16 +53,12 @@ from certbot_dane_tlsa.rollover_timing import (
     when_text,
 )
 from certbot_dane_tlsa.settings import Nameserver, Settings, ZoneSettings
-from certbot_dane_tlsa.tlsa import Material, derive, derive_from_public_key
-
-if TYPE_CHECKING:
-    import dns.message
+from certbot_dane_tlsa.tlsa import Material, derive, derive_from_public_key, spki_der
 
 log = logging.getLogger(__name__)
 
 NOT_READY_EXIT = 75  # EX_TEMPFAIL: "try again later", what a timer wants to see
 CERTBOT_TIMEOUT = 600.0
-QUERY_TIMEOUT = 3.0
 
 DEFAULT_CERTBOT_DIRS = ("/etc/letsencrypt", "/var/lib/letsencrypt", "/var/log/letsencrypt")
 
@@ -122,10 +111,11 @@ def key_age(lineage: Lineage, now: datetime) -> timedelta:
 # --- records ---------------------------------------------------------------------------------
 
 
-def key_info(public_key: PublicKeyTypes, records: Iterable[TlsaRecord]) -> KeyInfo:
-    shape = shape_of(public_key)
+def key_info(spki: bytes, records: Iterable[TlsaRecord]) -> KeyInfo:
+    """The state file's entry for the key with DER SubjectPublicKeyInfo ``spki``."""
+    shape = shape_of(spki)
     return KeyInfo(
-        spki_sha256(public_key),
+        spki_sha256(spki),
         shape.key_type,
         shape.key_size,
         shape.curve,
@@ -135,14 +125,15 @@ def key_info(public_key: PublicKeyTypes, records: Iterable[TlsaRecord]) -> KeyIn
 
 def current_info(settings: Settings, material: Material) -> KeyInfo:
     records = [derive(material, params) for params in settings.params]
-    return key_info(material.leaf.public_key(), records)
+    return key_info(material.leaf.spki, records)
 
 
-def next_records(settings: Settings, public_key: PublicKeyTypes) -> list[TlsaRecord]:
+def next_records(settings: Settings, spki: bytes) -> list[TlsaRecord]:
     """The records a key without a certificate can have: usage 3/1 with selector 1.
 
-    Issuer records (usage 2/0) do not depend on our key, so they need nothing. Selector 0
-    records hash the certificate, which does not exist yet: warn, they will break at commit.
+    ``spki`` is the key's DER SubjectPublicKeyInfo. Issuer records (usage 2/0) do not depend
+    on our key, so they need nothing. Selector 0 records hash the certificate, which does not
+    exist yet: warn, they will break at commit.
     """
     records: list[TlsaRecord] = []
     for params in settings.params:
@@ -156,75 +147,12 @@ def next_records(settings: Settings, public_key: PublicKeyTypes) -> list[TlsaRec
                 params,
             )
             continue
-        records.append(derive_from_public_key(public_key, params))
+        records.append(derive_from_public_key(spki, params))
     return records
 
 
 def parse_records(records: Iterable[str]) -> list[TlsaRecord]:
     return [TlsaRecord.from_text(text) for text in records]
-
-
-# --- DNS observations ------------------------------------------------------------------------
-
-
-def _address(server: Nameserver) -> str:
-    try:
-        return str(socket.getaddrinfo(server.host, server.port, type=socket.SOCK_DGRAM)[0][4][0])
-    except (socket.gaierror, IndexError) as exc:
-        raise DaneError(f"cannot resolve {server.host}: {exc}") from None
-
-
-@dataclass(frozen=True)
-class Answer:
-    records: frozenset[TlsaRecord]
-    ttl: int
-    signed: bool
-    authenticated: bool
-
-
-def _ask(
-    server: Nameserver, owner: dns.name.Name, rdtype: str, *, recursive: bool
-) -> dns.message.Message:
-    # dns.query pulls in most of dnspython; only DNS checks pay for it, not every deploy.
-    import dns.message
-    import dns.query
-
-    request = dns.message.make_query(owner, rdtype, want_dnssec=True)
-    if recursive:
-        request.flags |= dns.flags.AD
-    else:
-        request.flags &= ~dns.flags.RD
-    response, _ = dns.query.udp_with_fallback(
-        request, _address(server), timeout=QUERY_TIMEOUT, port=server.port
-    )
-    return response
-
-
-def ask_tlsa(server: Nameserver, owner: dns.name.Name, *, recursive: bool = False) -> Answer:
-    response = _ask(server, owner, "TLSA", recursive=recursive)
-    records: set[TlsaRecord] = set()
-    ttl = 0
-    signed = False
-    for rrset in response.answer:
-        if rrset.name != owner:
-            continue
-        if rrset.rdtype == dns.rdatatype.TLSA:
-            ttl = max(ttl, rrset.ttl)
-            for rdata in rrset:
-                records.add(TlsaRecord(rdata.usage, rdata.selector, rdata.mtype, bytes(rdata.cert)))
-        elif rrset.rdtype == dns.rdatatype.RRSIG:
-            signed = signed or any(sig.type_covered == dns.rdatatype.TLSA for sig in rrset)
-    return Answer(frozenset(records), ttl, signed, bool(response.flags & dns.flags.AD))
-
-
-def negative_ttl(zone: ZoneSettings) -> int:
-    """How long resolvers cache "no such record" here: min(SOA TTL, SOA minimum) (RFC 2308)."""
-    server = zone.server or zone.nameservers[0]
-    response = _ask(server, zone.origin, "SOA", recursive=False)
-    for rrset in response.answer:
-        if rrset.rdtype == dns.rdatatype.SOA:
-            return int(min(rrset.ttl, rrset[0].minimum))
-    raise DaneError(f"nameserver {server} serves no SOA for zone {zone.name}")
 
 
 def _targets(settings: Settings, material: Material, names: Sequence[str]) -> list[Target]:
@@ -237,9 +165,11 @@ def _primary(zone: ZoneSettings) -> Nameserver:
 
 def observe_ttl(targets: Sequence[Target], fallback: int) -> int:
     """The largest TTL the primary gives the TLSA RRsets (``fallback`` when none is served)."""
+    from certbot_dane_tlsa.rollover_dns import ask_tlsa
+
     ttl = 0
     for target in targets:
-        with contextlib.suppress(dns.exception.DNSException, OSError, DaneError):
+        with contextlib.suppress(DaneError):
             ttl = max(ttl, ask_tlsa(_primary(target.zone), target.owner).ttl)
     return ttl or fallback
 
@@ -247,6 +177,7 @@ def observe_ttl(targets: Sequence[Target], fallback: int) -> int:
 def _served_everywhere(targets: Sequence[Target], wanted: frozenset[TlsaRecord]) -> str:
     """Empty when every authoritative server serves ``wanted`` at every owner; else why not."""
     from certbot_dane_tlsa.nsverify import authoritative_servers
+    from certbot_dane_tlsa.rollover_dns import ask_tlsa
 
     for zone in {t.zone.origin: t.zone for t in targets}.values():
         servers = authoritative_servers(zone)
@@ -254,7 +185,7 @@ def _served_everywhere(targets: Sequence[Target], wanted: frozenset[TlsaRecord])
             for target in (t for t in targets if t.zone.origin == zone.origin):
                 try:
                     answer = ask_tlsa(server, target.owner)
-                except (dns.exception.DNSException, OSError) as exc:
+                except DaneError as exc:
                     return f"nameserver {server} did not answer for {target.owner}: {exc}"
                 missing = wanted - answer.records
                 if missing:
@@ -269,10 +200,12 @@ def _served_everywhere(targets: Sequence[Target], wanted: frozenset[TlsaRecord])
 def _resolver_serves(
     resolver: Nameserver, targets: Sequence[Target], wanted: frozenset[TlsaRecord]
 ) -> str:
+    from certbot_dane_tlsa.rollover_dns import ask_tlsa
+
     for target in targets:
         try:
             answer = ask_tlsa(resolver, target.owner, recursive=True)
-        except (dns.exception.DNSException, OSError) as exc:
+        except DaneError as exc:
             return f"resolver {resolver} did not answer for {target.owner}: {exc}"
         if not answer.authenticated:
             return f"resolver {resolver} does not validate {target.owner} TLSA (no AD bit)"
@@ -541,16 +474,17 @@ def stage(
                 )
             result.say(f"next key {state.next.key.describe()} is already staged; publishing it")
         else:
-            if material.private_key is None:  # pragma: no cover - lineages always have one
+            if material.key_spki is None:  # pragma: no cover - lineages always have one
                 raise CertificateError("the lineage has no private key")
             shape = choose_shape(
-                shape_of(material.private_key.public_key()),
+                shape_of(material.key_spki),
                 key_type=key_type,
                 rsa_key_size=rsa_key_size,
                 elliptic_curve=elliptic_curve,
             )
             key, pem = generate(shape)
-            records = next_records(settings, key.public_key())
+            next_spki = spki_der(key.public_key())
+            records = next_records(settings, next_spki)
             if not records:
                 raise SettingsError(
                     "none of the 'params' is a usage 3 (or 1) selector 1 record, so a next key "
@@ -559,10 +493,12 @@ def stage(
             was_new = not any(_served_at_primary(t) for t in targets)
             fallback = max((t.zone.ttl or 0 for t in targets), default=0)
             zones = {t.zone.origin: t.zone for t in targets}.values()
+            from certbot_dane_tlsa.rollover_dns import negative_ttl
+
             neg = max(negative_ttl(zone) for zone in zones)
             store.write_key(pem)
             state.next = NextKey(
-                key_info(key.public_key(), records),
+                key_info(next_spki, records),
                 now,
                 ttl=observe_ttl(targets, fallback),
                 negative_ttl=neg,
@@ -589,9 +525,11 @@ def stage(
 
 
 def _served_at_primary(target: Target) -> bool:
+    from certbot_dane_tlsa.rollover_dns import ask_tlsa
+
     try:
         return bool(ask_tlsa(_primary(target.zone), target.owner).records)
-    except (dns.exception.DNSException, OSError, DaneError):
+    except DaneError:
         return False
 
 
@@ -672,7 +610,7 @@ def certbot_argv(settings: Settings, name: str, dirs: CertbotDirs, shape: KeySha
 
 
 def _lineage_spki(live_dir: Path) -> str:
-    return spki_sha256(Lineage.from_dir(live_dir).material().leaf.public_key())
+    return spki_sha256(Lineage.from_dir(live_dir).material().leaf.spki)
 
 
 def commit(
@@ -697,7 +635,7 @@ def commit(
     material = lineage.material()
     targets = _targets(settings, material, lineage.names())
     store = state_store(settings, lineage.live_dir)
-    live_spki = spki_sha256(material.leaf.public_key())
+    live_spki = spki_sha256(material.leaf.spki)
     with store.lock():
         state = store.load_or_new()
         nxt = state.next
@@ -724,7 +662,7 @@ def commit(
                     return result
                 raise NotReadyError(text + "; nothing was changed")
             key = load_private_key(store.key_path)
-            if spki_sha256(key.public_key()) != nxt.key.spki_sha256:
+            if spki_sha256(spki_der(key.public_key())) != nxt.key.spki_sha256:
                 raise DaneError(
                     f"{store.key_path} is not the staged key the state file records; "
                     "nothing was changed"

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-import dns.name
-
+from certbot_dane_tlsa.dnsname import Name
 from certbot_dane_tlsa.errors import DaneError
 from certbot_dane_tlsa.keystate import KeyState, utcnow
 from certbot_dane_tlsa.lineage import Lineage
@@ -23,7 +22,7 @@ def report(
     lineage: Lineage,
     material: Material,
     targets: Sequence[Target],
-    served: Mapping[dns.name.Name, set[TlsaRecord]],
+    served: Mapping[Name, set[TlsaRecord]],
     now: datetime | None = None,
 ) -> list[tuple[str, str, str, str]]:
     """Per owner: (owner, where, status, detail) about keys, staged key, stale records."""

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import dns.name
-
+from certbot_dane_tlsa import dnsname
+from certbot_dane_tlsa.dnsname import Name
 from certbot_dane_tlsa.errors import SettingsError
 from certbot_dane_tlsa.records import TlsaParams
 
@@ -112,7 +112,14 @@ OPTIONS: tuple[Option, ...] = (
         True,
         metavar="SERVERS",
     ),
-    Option("verify", "bool", True, "Check what the servers serve after publishing.", True),
+    Option(
+        "verify",
+        "bool",
+        True,
+        "Check what the servers serve after publishing. With false the tool never queries "
+        "DNS, so it also cannot notice a reload that an earlier run lost.",
+        True,
+    ),
     Option(
         "verify_ns",
         "bool",
@@ -333,7 +340,7 @@ class Nameserver:
 
 @dataclass(frozen=True)
 class ZoneSettings:
-    origin: dns.name.Name
+    origin: Name
     zone_file: Path | None
     serial: str
     backend: str
@@ -359,7 +366,7 @@ class ZoneSettings:
 @dataclass(frozen=True)
 class Settings:
     zones: tuple[ZoneSettings, ...]
-    hosts: tuple[dns.name.Name, ...]
+    hosts: tuple[Name, ...]
     ports: tuple[int, ...]
     proto: str
     params: tuple[TlsaParams, ...]
@@ -384,14 +391,14 @@ class Settings:
     resolver: Nameserver | None = None
     certbot: tuple[str, ...] = ("certbot",)
 
-    def connect_address(self, host: dns.name.Name) -> str:
+    def connect_address(self, host: Name) -> str:
         """Where the live check connects for ``host``: its own entry, the default, or itself."""
         text = host.to_text(omit_final_dot=True)
         if self.connect is None:
             return text
         return self.connect.get(text, self.connect.get("*", text))
 
-    def zone_for(self, name: dns.name.Name) -> ZoneSettings | None:
+    def zone_for(self, name: Name) -> ZoneSettings | None:
         """The zone with the longest origin that contains ``name`` (RFC 1034 closest zone)."""
         best: ZoneSettings | None = None
         for zone in self.zones:
@@ -415,13 +422,13 @@ def _as_list(value: Any, key: str) -> list[Any]:
     raise SettingsError(f"{key}: expected a list or a comma-separated string, got {value!r}")
 
 
-def parse_name(text: str, key: str) -> dns.name.Name:
+def parse_name(text: str, key: str) -> Name:
     if not isinstance(text, str) or not text.strip():
         raise SettingsError(f"{key}: expected a domain name, got {text!r}")
     labels = text.strip().rstrip(".").split(".")
     if text.strip() in (".", "") or not all(_HOSTNAME_RE.match(label) for label in labels):
         raise SettingsError(f"{key}: {text!r} is not a valid domain name")
-    return dns.name.from_text(text.strip().lower())
+    return dnsname.from_text(text.strip().lower())
 
 
 def parse_ttl(value: Any, key: str = "ttl") -> int:

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 import dns.exception
 import dns.flags
 import dns.message
-import dns.name
 import dns.query
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
+from certbot_dane_tlsa.dnsname import Name, to_dnspython
 from certbot_dane_tlsa.errors import VerificationError
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord
 from certbot_dane_tlsa.settings import Nameserver
@@ -49,19 +49,20 @@ def _addresses(server: Nameserver) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def query(address: str, port: int, qname: dns.name.Name, rdtype: str) -> dns.message.Message:
-    request = dns.message.make_query(qname, rdtype, want_dnssec=True)
+def query(address: str, port: int, qname: Name, rdtype: str) -> dns.message.Message:
+    request = dns.message.make_query(to_dnspython(qname), rdtype, want_dnssec=True)
     request.flags &= ~dns.flags.RD
     response, _ = dns.query.udp_with_fallback(request, address, timeout=QUERY_TIMEOUT, port=port)
     return response
 
 
-def served_tlsa(address: str, port: int, owner: dns.name.Name) -> Served:
+def served_tlsa(address: str, port: int, owner: Name) -> Served:
     response = query(address, port, owner, "TLSA")
+    wire_owner = to_dnspython(owner)
     records: set[TlsaRecord] = set()
     signed = False
     for rrset in response.answer:
-        if rrset.name != owner:
+        if rrset.name != wire_owner:
             continue
         if rrset.rdtype == dns.rdatatype.TLSA:
             for rdata in rrset:
@@ -71,13 +72,13 @@ def served_tlsa(address: str, port: int, owner: dns.name.Name) -> Served:
     return Served(frozenset(records), signed, dns.rcode.to_text(response.rcode()))
 
 
-def zone_is_signed(address: str, port: int, origin: dns.name.Name) -> bool:
+def zone_is_signed(address: str, port: int, origin: Name) -> bool:
     """A zone whose SOA comes with an RRSIG is signed; then every TLSA answer must be too."""
     response = query(address, port, origin, "SOA")
     return any(rrset.rdtype == dns.rdatatype.RRSIG for rrset in response.answer)
 
 
-def served_serial(address: str, port: int, origin: dns.name.Name) -> int | None:
+def served_serial(address: str, port: int, origin: Name) -> int | None:
     response = query(address, port, origin, "SOA")
     for rrset in response.answer:
         if rrset.rdtype == dns.rdatatype.SOA:
@@ -101,9 +102,9 @@ def _describe(records: frozenset[TlsaRecord]) -> str:
 
 def wait_until_served(
     nameservers: Sequence[Nameserver],
-    origin: dns.name.Name,
-    expected: Mapping[dns.name.Name, frozenset[TlsaRecord]],
-    managed: Mapping[dns.name.Name, frozenset[TlsaParams]],
+    origin: Name,
+    expected: Mapping[Name, frozenset[TlsaRecord]],
+    managed: Mapping[Name, frozenset[TlsaParams]],
     *,
     timeout: float,
     interval: float = 0.5,

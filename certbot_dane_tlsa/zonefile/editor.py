@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-import dns.name
-
+from certbot_dane_tlsa.dnsname import Name
 from certbot_dane_tlsa.errors import SettingsError, ZoneError
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord
+from certbot_dane_tlsa.zonefile.presentation import parse_ttl
 from certbot_dane_tlsa.zonefile.scanner import (
     Follower,
     Point,
@@ -34,7 +34,7 @@ _CONTEXT = 3
 
 @dataclass(frozen=True)
 class RRsetChange:
-    owner: dns.name.Name
+    owner: Name
     before: frozenset[TlsaRecord]  # managed-param records found at owner
     after: frozenset[TlsaRecord]
     ttl: int  # effective TTL of the RRset after the edit
@@ -52,13 +52,13 @@ class Splice:
 @dataclass
 class ZoneEdit:
     path: Path
-    origin: dns.name.Name
+    origin: Name
     changes: list[RRsetChange]
     unchanged: list[RRsetChange]
     old_serial: int | None
     new_serial: int | None
     soa_minimum: int
-    found: dict[dns.name.Name, frozenset[TlsaRecord]]
+    found: dict[Name, frozenset[TlsaRecord]]
     splices: list[Splice] = field(default_factory=list, repr=False)
     # (inode, size, mtime_ns) of the file that was planned, to refuse writing over a newer one.
     identity: tuple[int, int, int] = field(default=(0, 0, 0), repr=False)
@@ -252,7 +252,7 @@ def _unified_diff(f: BinaryIO, label: str, splices: list[Splice], size: int) -> 
 # -- planning ----------------------------------------------------------------------------------
 
 
-def _owner_text(owner: dns.name.Name, zone_origin: dns.name.Name, here: dns.name.Name) -> bytes:
+def _owner_text(owner: Name, zone_origin: Name, here: Name) -> bytes:
     if here == zone_origin and owner.is_subdomain(zone_origin):
         if owner == zone_origin:
             return b"@"
@@ -266,15 +266,13 @@ def _record_line(owner_text: bytes, ttl_text: bytes | None, rec: TlsaRecord, eol
 
 
 def _parse_ttl(text: bytes) -> int:
-    import dns.ttl
-
-    return dns.ttl.from_text(text.decode("ascii"))
+    return parse_ttl(text.decode("ascii"))
 
 
 def _check_inputs(
-    origin: dns.name.Name,
-    desired: Mapping[dns.name.Name, Collection[TlsaRecord]],
-    managed: Mapping[dns.name.Name, Collection[TlsaParams]],
+    origin: Name,
+    desired: Mapping[Name, Collection[TlsaRecord]],
+    managed: Mapping[Name, Collection[TlsaParams]],
     serial: str,
     ttl: int | None,
 ) -> None:
@@ -294,23 +292,23 @@ def _check_inputs(
                 raise ZoneError(f"record {rec} for {owner} has parameters that are not managed")
 
 
-def _default_anchor(owner: dns.name.Name, origin: dns.name.Name) -> dns.name.Name | None:
+def _default_anchor(owner: Name, origin: Name) -> Name | None:
     if len(owner.labels) < 3:
         return None
-    anchor = dns.name.Name(owner.labels[2:])
+    anchor = Name(owner.labels[2:])
     return anchor if anchor.is_subdomain(origin) else None
 
 
 def plan_zone_edit(
     path: Path,
-    origin: dns.name.Name,
-    desired: Mapping[dns.name.Name, Collection[TlsaRecord]],
-    managed: Mapping[dns.name.Name, Collection[TlsaParams]],
+    origin: Name,
+    desired: Mapping[Name, Collection[TlsaRecord]],
+    managed: Mapping[Name, Collection[TlsaParams]],
     *,
     serial: str = "auto",
     ttl: int | None = None,
     now: datetime | None = None,
-    anchors: Mapping[dns.name.Name, dns.name.Name] | None = None,
+    anchors: Mapping[Name, Name] | None = None,
     full_scan: bool = False,
 ) -> ZoneEdit:
     """Work out the splices that make the managed TLSA RRsets equal ``desired``.
@@ -320,7 +318,7 @@ def plan_zone_edit(
     """
     _check_inputs(origin, desired, managed, serial, ttl)
     now = now or datetime.now(UTC)
-    anchor_of: dict[dns.name.Name, dns.name.Name | None] = {}
+    anchor_of: dict[Name, Name | None] = {}
     for owner in managed:
         given = (anchors or {}).get(owner)
         anchor_of[owner] = given if given is not None else _default_anchor(owner, origin)
@@ -340,7 +338,7 @@ def plan_zone_edit(
         raise ZoneError(f"{second.file}:{line}: a second SOA record for {origin}")
     soa = scan.soas[0]
 
-    found: dict[dns.name.Name, frozenset[TlsaRecord]] = {
+    found: dict[Name, frozenset[TlsaRecord]] = {
         owner: frozenset(s.record for s in scan.tlsa if s.owner == owner) for owner in managed
     }
     planner = _Planner(scan, origin, ttl)
@@ -408,7 +406,7 @@ def _cannot_keep_ttl(follower: Follower, source: str) -> ZoneError:
 
 
 class _Planner:
-    def __init__(self, scan: ScanResult, origin: dns.name.Name, ttl: int | None) -> None:
+    def __init__(self, scan: ScanResult, origin: Name, ttl: int | None) -> None:
         self.scan = scan
         self.origin = origin
         self.ttl = ttl
@@ -426,7 +424,7 @@ class _Planner:
 
     def plan_owner(
         self,
-        owner: dns.name.Name,
+        owner: Name,
         params: frozenset[TlsaParams],
         after: frozenset[TlsaRecord],
         anchor_end: Point | None,
@@ -590,8 +588,8 @@ class _Planner:
 
 
 def read_tlsa(
-    path: Path, origin: dns.name.Name, owners: Collection[dns.name.Name]
-) -> dict[dns.name.Name, frozenset[TlsaRecord]]:
+    path: Path, origin: Name, owners: Collection[Name]
+) -> dict[Name, frozenset[TlsaRecord]]:
     """The TLSA records at ``owners`` as the zone file (and its $INCLUDEs) has them."""
     for owner in owners:
         if not owner.is_subdomain(origin):

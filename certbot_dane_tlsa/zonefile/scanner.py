@@ -26,22 +26,18 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
-import dns.exception
-import dns.name
-import dns.rdata
-import dns.rdataclass
-import dns.rdatatype
-import dns.rdtypes.ANY.TLSA
-import dns.ttl
-
+from certbot_dane_tlsa import dnsname
+from certbot_dane_tlsa.dnsname import Name
 from certbot_dane_tlsa.errors import ZoneError, ZoneSyntaxError
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord
+from certbot_dane_tlsa.zonefile.presentation import parse_class, parse_tlsa, parse_ttl
 from certbot_dane_tlsa.zonefile.tokens import QUOTED, Record, Token, tokenize_record
 
 CHUNK_SIZE = 4 << 20
 _MAX_INCLUDE_DEPTH = 16
 _TLSA = 52
 _SOA = 6
+_IN = 1
 
 # Substrings (searched in the lower-cased chunk) that make a line worth tokenizing.
 _KEYWORDS = (b"tlsa", b"type", b"soa", b"(", b")", b"\\")
@@ -85,7 +81,7 @@ class Point:
     """A byte offset in the main file, with what a record written there would inherit."""
 
     offset: int
-    origin: dns.name.Name
+    origin: Name
     implicit_ttl: int | None
     inherits: bool = False  # see Follower.inherits
     # The first record after this point in the main file (None: none before its end), and
@@ -98,7 +94,7 @@ class Point:
 class TlsaSpot:
     """One TLSA record at a collected owner, as found in the file."""
 
-    owner: dns.name.Name
+    owner: Name
     record: TlsaRecord
     file: Path
     main: bool
@@ -107,7 +103,7 @@ class TlsaSpot:
     explicit_owner: bool
     ttl_text: bytes | None
     ttl: int
-    origin: dns.name.Name
+    origin: Name
     implicit_ttl: int | None
     # Where a TTL can go in this record, and whether its own omitted TTL is inherited.
     ttl_at: int = 0
@@ -146,7 +142,7 @@ class SoaSpot:
 class ScanResult:
     tlsa: list[TlsaSpot] = field(default_factory=list)
     soas: list[SoaSpot] = field(default_factory=list)
-    anchor_ends: dict[dns.name.Name, Point] = field(default_factory=dict)
+    anchor_ends: dict[Name, Point] = field(default_factory=dict)
     eof: Point | None = None
     size: int = 0
     ends_with_newline: bool = True
@@ -156,14 +152,14 @@ class ScanResult:
 
 @dataclass
 class _Context:
-    zone_origin: dns.name.Name
-    collect: frozenset[dns.name.Name]  # owners whose TLSA records are wanted
-    managed: Mapping[dns.name.Name, frozenset[TlsaParams]]
-    anchors: frozenset[dns.name.Name]
-    tracked: frozenset[dns.name.Name]
+    zone_origin: Name
+    collect: frozenset[Name]  # owners whose TLSA records are wanted
+    managed: Mapping[Name, frozenset[TlsaParams]]
+    anchors: frozenset[Name]
+    tracked: frozenset[Name]
     full: bool
     result: ScanResult
-    forms: dict[dns.name.Name, tuple[dict[bytes, dns.name.Name], re.Pattern[bytes] | None]] = field(
+    forms: dict[Name, tuple[dict[bytes, Name], re.Pattern[bytes] | None]] = field(
         default_factory=dict
     )
     # Spots and points (main file) still waiting for the record that follows them; shared by
@@ -180,14 +176,12 @@ class _Context:
                 item.follower = follower
         self.awaiting.clear()
 
-    def owner_forms(
-        self, origin: dns.name.Name
-    ) -> tuple[dict[bytes, dns.name.Name], re.Pattern[bytes] | None]:
+    def owner_forms(self, origin: Name) -> tuple[dict[bytes, Name], re.Pattern[bytes] | None]:
         """How each tracked name can be written as an owner while ``origin`` is in effect."""
         cached = self.forms.get(origin)
         if cached is not None:
             return cached
-        table: dict[bytes, dns.name.Name] = {}
+        table: dict[bytes, Name] = {}
         for name in self.tracked:
             table[name.to_text().lower().encode()] = name
             if name == origin:
@@ -204,8 +198,8 @@ class _Context:
 
 @dataclass
 class _State:
-    origin: dns.name.Name
-    owner: dns.name.Name | None = None  # None: untracked (or undefined, see owner_defined)
+    origin: Name
+    owner: Name | None = None  # None: untracked (or undefined, see owner_defined)
     owner_defined: bool = False
     default_ttl: int = 0
     default_known: bool = False
@@ -252,19 +246,19 @@ def _is_ttl(text: str) -> int | None:
     if not text[:1].isdigit():
         return None
     try:
-        return dns.ttl.from_text(text)
-    except dns.ttl.BadTTL:
+        return parse_ttl(text)
+    except ValueError:
         return None
 
 
 def _is_class(text: str) -> int | None:
     if text.upper() == "IN":
-        return int(dns.rdataclass.IN)
+        return _IN
     if not text[:1].isalpha():
         return None
     try:
-        return int(dns.rdataclass.from_text(text))
-    except Exception:
+        return parse_class(text)
+    except ValueError:
         return None
 
 
@@ -476,7 +470,7 @@ class _FileScan:
                 )
         self.pending.clear()
 
-    def _set_anchor_end(self, owner: dns.name.Name, offset: int) -> None:
+    def _set_anchor_end(self, owner: Name, offset: int) -> None:
         point = Point(
             self.base + offset,
             self.state.origin,
@@ -488,12 +482,12 @@ class _FileScan:
 
     # -- one logical record ---------------------------------------------------------------------
 
-    def _resolve_owner(self, start: int, raw: bytes) -> dns.name.Name | None:
+    def _resolve_owner(self, start: int, raw: bytes) -> Name | None:
         if b"\\" not in raw:
             return self.ctx.owner_forms(self.state.origin)[0].get(raw.lower())
         try:
-            name = dns.name.from_text(raw, self.state.origin)
-        except dns.exception.DNSException as exc:
+            name = dnsname.from_text(raw, self.state.origin)
+        except dnsname.BadName as exc:
             raise self._syntax(start, f"bad owner name: {exc}") from None
         return name if name in self.ctx.tracked else None
 
@@ -521,7 +515,7 @@ class _FileScan:
             i = 1
         ttl: int | None = None
         ttl_tok: Token | None = None
-        rdclass = int(dns.rdataclass.IN)
+        rdclass = _IN
         for _ in range(2):
             if i >= len(toks) or toks[i].kind == QUOTED:
                 break
@@ -566,7 +560,7 @@ class _FileScan:
                 ttl = state.implicit_ttl()
                 if ttl is None:
                     raise self._syntax(start, "no TTL given and no $TTL in effect")
-            if rdclass != dns.rdataclass.IN:
+            if rdclass != _IN:
                 raise self._zone_error(start, f"TLSA record for {owner} is not of class IN")
             spot = TlsaSpot(
                 owner=owner,
@@ -601,17 +595,14 @@ class _FileScan:
             self._set_anchor_end(owner, rec.end)
 
     def _tlsa_data(self, start: int, data: list[Token]) -> TlsaRecord:
-        text = " ".join(_text(self.buf, t) for t in data)
         try:
-            rd = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.TLSA, text)
-        except Exception as exc:
+            if any(t.kind == QUOTED for t in data):
+                raise ValueError("a quoted string is not TLSA data")
+            return parse_tlsa([_text(self.buf, t) for t in data])
+        except ValueError as exc:
             raise self._zone_error(start, f"TLSA record data is not valid: {exc}") from None
-        assert isinstance(rd, dns.rdtypes.ANY.TLSA.TLSA)
-        return TlsaRecord(rd.usage, rd.selector, rd.mtype, bytes(rd.cert))
 
-    def _soa(
-        self, start: int, owner: dns.name.Name | None, data: list[Token], ttl: int | None
-    ) -> None:
+    def _soa(self, start: int, owner: Name | None, data: list[Token], ttl: int | None) -> None:
         buf = self.buf
         if len(data) != 7 or any(t.kind == QUOTED for t in data):
             raise self._syntax(start, "SOA record needs 7 fields")
@@ -620,8 +611,8 @@ class _FileScan:
         if not serial_text.isdigit() or int(serial_text) >= 2**32:
             raise self._syntax(start, f"SOA serial {serial_text.decode(errors='replace')!r}")
         try:
-            minimum = dns.ttl.from_text(_text(buf, data[6]))
-        except dns.ttl.BadTTL:
+            minimum = parse_ttl(_text(buf, data[6]))
+        except ValueError:
             raise self._syntax(start, "SOA minimum is not a TTL") from None
         if owner != self.ctx.zone_origin:
             where = self.ctx.zone_origin
@@ -652,8 +643,8 @@ class _FileScan:
             if len(args) != 1:
                 raise self._syntax(start, "$ORIGIN needs exactly one name")
             try:
-                state.origin = dns.name.from_text(buf[args[0].start : args[0].end], state.origin)
-            except dns.exception.DNSException as exc:
+                state.origin = dnsname.from_text(buf[args[0].start : args[0].end], state.origin)
+            except dnsname.BadName as exc:
                 raise self._syntax(start, f"bad $ORIGIN: {exc}") from None
         elif word == "$TTL":
             if len(args) != 1 or (value := _is_ttl(_text(buf, args[0]))) is None:
@@ -679,10 +670,10 @@ class _FileScan:
         state = self.state.copy()
         if len(args) == 2:
             try:
-                state.origin = dns.name.from_text(
+                state.origin = dnsname.from_text(
                     self.buf[args[1].start : args[1].end], self.state.origin
                 )
-            except dns.exception.DNSException as exc:
+            except dnsname.BadName as exc:
                 raise self._syntax(start, f"bad origin in $INCLUDE: {exc}") from None
         if self.depth >= _MAX_INCLUDE_DEPTH:
             raise self._zone_error(start, "$INCLUDE nested too deeply (a loop?)")
@@ -741,8 +732,8 @@ class _FileScan:
         for n in range(first, last + 1, max(step, 1)):
             owner_text = _GENERATE_RE.sub(partial(_generate_value, n=n), lhs)
             try:
-                owner = dns.name.from_text(owner_text, self.state.origin)
-            except dns.exception.DNSException:
+                owner = dnsname.from_text(owner_text, self.state.origin)
+            except dnsname.BadName:
                 continue
             if owner in managed:
                 raise self._zone_error(
@@ -768,10 +759,10 @@ def _generate_value(m: re.Match[str], n: int) -> str:
 
 def scan_zone(
     path: Path,
-    origin: dns.name.Name,
-    collect: Collection[dns.name.Name],
-    managed: Mapping[dns.name.Name, Collection[TlsaParams]],
-    anchors: Collection[dns.name.Name],
+    origin: Name,
+    collect: Collection[Name],
+    managed: Mapping[Name, Collection[TlsaParams]],
+    anchors: Collection[Name],
     *,
     full: bool = False,
 ) -> ScanResult:

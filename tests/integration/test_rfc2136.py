@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import dns.name
 import dns.query
 import dns.rcode
 import dns.rdatatype
@@ -27,7 +26,8 @@ import dns.tsigkeyring
 import dns.update
 import pytest
 
-from certbot_dane_tlsa import rfc2136
+from certbot_dane_tlsa import dnsname, rfc2136
+from certbot_dane_tlsa.dnsname import Name, to_dnspython
 from certbot_dane_tlsa.errors import DaneError, VerificationError
 from certbot_dane_tlsa.nsverify import authoritative_servers, verify_authoritative, wait_for_serials
 from certbot_dane_tlsa.policy import DesiredState, Target
@@ -40,8 +40,8 @@ from tests.services.named import NamedServer, ZoneSpec
 pytestmark = pytest.mark.services
 
 ZONE = "example.test"
-ORIGIN = dns.name.from_text(ZONE)
-MX = dns.name.from_text(f"mx.{ZONE}")
+ORIGIN = dnsname.from_text(ZONE)
+MX = dnsname.from_text(f"mx.{ZONE}")
 OWNER = tlsa_owner(MX, 25)
 REC_A = TlsaRecord(3, 1, 1, bytes.fromhex("ab" * 32))
 REC_B = TlsaRecord(3, 1, 1, bytes.fromhex("cd" * 32))
@@ -115,9 +115,9 @@ def _zone(primary: NamedServer, key: Path | None, **changes: Any) -> ZoneSetting
     return ZoneSettings(**values)
 
 
-def _state(zone: ZoneSettings, records: dict[dns.name.Name, set[TlsaRecord]]) -> DesiredState:
+def _state(zone: ZoneSettings, records: dict[Name, set[TlsaRecord]]) -> DesiredState:
     targets = tuple(
-        Target(owner.parent().parent(), int(owner[0][1:]), owner, zone) for owner in records
+        Target(Name(owner.labels[2:]), int(owner.labels[0][1:]), owner, zone) for owner in records
     )
     return DesiredState(
         targets=targets,
@@ -127,7 +127,7 @@ def _state(zone: ZoneSettings, records: dict[dns.name.Name, set[TlsaRecord]]) ->
     )
 
 
-def _served(server: NamedServer, owner: dns.name.Name) -> tuple[set[TlsaRecord], bool, set[int]]:
+def _served(server: NamedServer, owner: Name) -> tuple[set[TlsaRecord], bool, set[int]]:
     """(records, has a TLSA RRSIG, TTLs) as ``server`` answers."""
     response = server.query(owner.to_text(), "TLSA")
     records: set[TlsaRecord] = set()
@@ -142,7 +142,7 @@ def _served(server: NamedServer, owner: dns.name.Name) -> tuple[set[TlsaRecord],
     return records, signed, ttls
 
 
-def _wait_served(server: NamedServer, owner: dns.name.Name, want: set[TlsaRecord]) -> bool:
+def _wait_served(server: NamedServer, owner: Name, want: set[TlsaRecord]) -> bool:
     return server.wait_for(lambda: _served(server, owner)[0] == want, 10)
 
 
@@ -312,7 +312,7 @@ def test_lost_update_is_detected_and_retried(
     zone = _zone(primary, key)
     server = Nameserver(primary.address, primary.port)
     tsig = load_key(key)
-    owner2 = tlsa_owner(dns.name.from_text(f"mx2.{ZONE}"), 25)
+    owner2 = tlsa_owner(dnsname.from_text(f"mx2.{ZONE}"), 25)
 
     # Step by step: a change between our read and our update makes the prerequisite fail.
     for owner, expected in ((OWNER, dns.rcode.NXRRSET), (owner2, dns.rcode.YXRRSET)):
@@ -325,7 +325,7 @@ def test_lost_update_is_detected_and_retried(
     assert REC_A not in _served(primary, OWNER)[0]
 
     # The whole publisher: it re-reads and retries, and both writers' records survive.
-    target = tlsa_owner(dns.name.from_text(f"mx3.{ZONE}"), 25)
+    target = tlsa_owner(dnsname.from_text(f"mx3.{ZONE}"), 25)
     real_read = rfc2136.read_zone
     reads: list[int] = []
 
@@ -346,7 +346,7 @@ def test_lost_update_is_detected_and_retried(
 
     # With no retries left the user is told plainly.
     reads.clear()
-    target4 = tlsa_owner(dns.name.from_text(f"mx4.{ZONE}"), 25)
+    target4 = tlsa_owner(dnsname.from_text(f"mx4.{ZONE}"), 25)
 
     def always_someone_writes(*args: Any, **kwargs: Any) -> rfc2136.ZoneRead:
         result = real_read(*args, **kwargs)
@@ -363,11 +363,11 @@ def test_lost_update_is_detected_and_retried(
 
 
 def _other_writer_adds_at(
-    primary: NamedServer, secret: str, owner: dns.name.Name, record: TlsaRecord
+    primary: NamedServer, secret: str, owner: Name, record: TlsaRecord
 ) -> None:
     keyring = dns.tsigkeyring.from_text({"tlsa-key": ("hmac-sha256", secret)})
     update = dns.update.UpdateMessage(ZONE, keyring=keyring, keyname="tlsa-key")
-    update.add(owner, 600, "TLSA", record.to_text())
+    update.add(to_dnspython(owner), 600, "TLSA", record.to_text())
     response = dns.query.tcp(update, primary.address, port=primary.port, timeout=5)
     assert response.rcode() == dns.rcode.NOERROR
 
@@ -379,10 +379,10 @@ def test_twenty_concurrent_publishers_all_succeed(named: Factory, tmp_path: Path
         tsig_keys={"tlsa-key": ("hmac-sha256", secret)},
     )
     zone = _zone(primary, key)
-    owners = [tlsa_owner(dns.name.from_text(f"h{i}.{ZONE}"), 25) for i in range(20)]
+    owners = [tlsa_owner(dnsname.from_text(f"h{i}.{ZONE}"), 25) for i in range(20)]
     records = {owner: TlsaRecord(3, 1, 1, secrets.token_bytes(32)) for owner in owners}
 
-    def publish(owner: dns.name.Name) -> bool:
+    def publish(owner: Name) -> bool:
         return publish_rfc2136(zone, _state(zone, {owner: {records[owner]}})).changed
 
     with ThreadPoolExecutor(max_workers=20) as pool:

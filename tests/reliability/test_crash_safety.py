@@ -22,12 +22,13 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-import dns.name
 import dns.rdatatype
 import dns.zone
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from certbot_dane_tlsa import dnsname
+from certbot_dane_tlsa.dnsname import to_dnspython
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord
 from certbot_dane_tlsa.zonefile import plan_zone_edit
 from tests.helpers.cli import run_cli, write_settings
@@ -37,9 +38,9 @@ from tests.services.named import NamedServer, ZoneSpec, wait_for
 pytestmark = pytest.mark.services
 
 ZONE = "example.test"
-ORIGIN = dns.name.from_text(ZONE)
+ORIGIN = dnsname.from_text(ZONE)
 HOST = "mx.example.test"
-OWNER = dns.name.from_text(f"_25._tcp.{HOST}")
+OWNER = dnsname.from_text(f"_25._tcp.{HOST}")
 P311 = TlsaParams(3, 1, 1)
 RECORDS = 50_000
 MAX_KILLS = 60
@@ -78,7 +79,7 @@ def expected_new_bytes(zone_file: Path, record: TlsaRecord) -> tuple[bytes, int 
         {OWNER: {record}},
         {OWNER: {P311}},
         now=datetime.now(UTC),
-        anchors={OWNER: dns.name.from_text(HOST)},
+        anchors={OWNER: dnsname.from_text(HOST)},
     )
     out = io.BytesIO()
     edit.write_to(out)
@@ -86,8 +87,8 @@ def expected_new_bytes(zone_file: Path, record: TlsaRecord) -> tuple[bytes, int 
 
 
 def tlsa_in_file(data: bytes) -> set[str]:
-    zone = dns.zone.from_text(data.decode(), ORIGIN, relativize=False)
-    rds = zone.get_rdataset(OWNER, dns.rdatatype.TLSA)
+    zone = dns.zone.from_text(data.decode(), to_dnspython(ORIGIN), relativize=False)
+    rds = zone.get_rdataset(to_dnspython(OWNER), dns.rdatatype.TLSA)
     return {r.to_text() for r in rds} if rds is not None else set()
 
 

@@ -24,28 +24,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import dns.name
 import dns.rdata
 import dns.rdatatype
 import dns.zone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from certbot_dane_tlsa import dnsname
+from certbot_dane_tlsa.dnsname import Name, from_dnspython, to_dnspython
 from certbot_dane_tlsa.errors import DaneError
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord
 from certbot_dane_tlsa.zonefile import plan_zone_edit
 
-ORIGIN = dns.name.from_text("example.com.")
+ORIGIN = dnsname.from_text("example.com.")
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
 P311 = TlsaParams(3, 1, 1)
 MANAGED = [
-    dns.name.from_text("_25._tcp.mail.example.com."),
-    dns.name.from_text("_443._tcp.www.example.com."),
+    dnsname.from_text("_25._tcp.mail.example.com."),
+    dnsname.from_text("_443._tcp.www.example.com."),
 ]
 POOL = [TlsaRecord(3, 1, 1, bytes([n]) * 32) for n in (1, 2, 3)]
 FOREIGN = TlsaRecord(2, 1, 1, bytes([9]) * 32)
 
-RRsets = dict[tuple[dns.name.Name, int], tuple[int, frozenset[Any]]]
+RRsets = dict[tuple[Name, int], tuple[int, frozenset[Any]]]
 
 
 @contextmanager
@@ -56,7 +57,7 @@ def scratch() -> Iterator[Path]:
         yield Path(d)
 
 
-def plan(path: Path, desired: dict[dns.name.Name, set[TlsaRecord]] | None = None) -> Any:
+def plan(path: Path, desired: dict[Name, set[TlsaRecord]] | None = None) -> Any:
     desired = desired if desired is not None else {m: {POOL[0]} for m in MANAGED}
     return plan_zone_edit(path, ORIGIN, desired, {m: {P311} for m in MANAGED}, now=NOW)
 
@@ -147,7 +148,7 @@ def escaped(label: str) -> str:
     return "".join(f"\\{ord(c):03d}" if c.isalpha() else c for c in label)
 
 
-def managed_owner_text(owner: dns.name.Name, style: int) -> str:
+def managed_owner_text(owner: Name, style: int) -> str:
     rel = owner.relativize(ORIGIN).to_text()
     if style == 0:
         return rel
@@ -250,17 +251,17 @@ def zone_files(draw: Any, directory: Path) -> tuple[str, dict[str, str]]:
 
 def parse(path: Path) -> RRsets:
     zone = dns.zone.from_text(
-        path.read_bytes().decode(), ORIGIN, relativize=False, allow_include=True
+        path.read_bytes().decode(), to_dnspython(ORIGIN), relativize=False, allow_include=True
     )
     out: RRsets = {}
     for name, node in zone.nodes.items():
         for rds in node.rdatasets:
-            out[(name, rds.rdtype)] = (rds.ttl, frozenset(rds))
+            out[(from_dnspython(name), rds.rdtype)] = (rds.ttl, frozenset(rds))
     return out
 
 
 def expected_after(
-    before: RRsets, desired: dict[dns.name.Name, set[TlsaRecord]], new_serial: int | None
+    before: RRsets, desired: dict[Name, set[TlsaRecord]], new_serial: int | None
 ) -> RRsets:
     out = dict(before)
     for owner in MANAGED:
@@ -357,6 +358,6 @@ def test_inserted_ttl_does_not_leak_into_following_records_without_ttl() -> None
             edit.write_to(out)
         new_path.replace(zone)
         after = parse(zone)
-        www = (dns.name.from_text("www.example.com."), int(dns.rdatatype.A))
+        www = (dnsname.from_text("www.example.com."), int(dns.rdatatype.A))
         assert before[www][0] == 3600
         assert after[www][0] == 3600, f"www A TTL became {after[www][0]}"

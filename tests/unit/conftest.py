@@ -17,10 +17,11 @@ import dns.rdatatype
 import dns.zone
 import pytest
 
+from certbot_dane_tlsa.dnsname import Name, from_dnspython, to_dnspython
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord
 from certbot_dane_tlsa.zonefile.editor import ZoneEdit
 
-RRsets = dict[tuple[dns.name.Name, int], tuple[int, frozenset[object]]]
+RRsets = dict[tuple[Name, int], tuple[int, frozenset[object]]]
 
 _TLSA_LINE = re.compile(rb"^\S+\t(?:\S+\t)?IN\tTLSA\t\d \d \d [0-9a-f]+\r?\n?$")
 
@@ -35,19 +36,19 @@ def _cwd(path: Path) -> Iterator[None]:
         os.chdir(old)
 
 
-def parse_zone(path: Path, origin: dns.name.Name, drop: re.Pattern[str] | None = None) -> RRsets:
+def parse_zone(path: Path, origin: Name, drop: re.Pattern[str] | None = None) -> RRsets:
     """Every RRset of the zone as dnspython reads it ($INCLUDE paths relative to the zone)."""
     text = path.read_bytes().decode("utf-8", "surrogateescape")
     if drop is not None:
         text = "".join(line for line in text.splitlines(True) if not drop.search(line))
     with _cwd(path.parent):
         zone = dns.zone.from_text(
-            text, origin, relativize=False, check_origin=True, allow_include=True
+            text, to_dnspython(origin), relativize=False, check_origin=True, allow_include=True
         )
     out: RRsets = {}
     for name, node in zone.nodes.items():
         for rds in node.rdatasets:
-            out[(name, rds.rdtype)] = (rds.ttl, frozenset(rds))
+            out[(from_dnspython(name), rds.rdtype)] = (rds.ttl, frozenset(rds))
     return out
 
 
@@ -59,10 +60,10 @@ def tlsa_rdata(rec: TlsaRecord) -> object:
 
 def expected_rrsets(
     before: RRsets,
-    managed: Mapping[dns.name.Name, set[TlsaParams]],
-    desired: Mapping[dns.name.Name, set[TlsaRecord]],
+    managed: Mapping[Name, set[TlsaParams]],
+    desired: Mapping[Name, set[TlsaRecord]],
     new_serial: int | None,
-    origin: dns.name.Name,
+    origin: Name,
 ) -> RRsets:
     out = dict(before)
     for owner, params in managed.items():
@@ -87,14 +88,14 @@ def expected_rrsets(
     return out
 
 
-def without_tlsa_ttls(rrsets: RRsets, owners: set[dns.name.Name]) -> RRsets:
+def without_tlsa_ttls(rrsets: RRsets, owners: set[Name]) -> RRsets:
     return {
         key: (0 if key[0] in owners and key[1] == dns.rdatatype.TLSA else ttl, rds)
         for key, (ttl, rds) in rrsets.items()
     }
 
 
-def named_checkzone(path: Path, origin: dns.name.Name) -> subprocess.CompletedProcess[str]:
+def named_checkzone(path: Path, origin: Name) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["named-checkzone", "-q", origin.to_text(), str(path)],
         cwd=path.parent,

@@ -10,7 +10,7 @@ import pytest
 from certbot_dane_tlsa.errors import CertificateError
 from certbot_dane_tlsa.lineage import Lineage
 from certbot_dane_tlsa.records import TlsaParams
-from certbot_dane_tlsa.tlsa import derive, spki_der
+from certbot_dane_tlsa.tlsa import as_certificate, derive, spki_der
 from tests.helpers.pki import key_pem, make_key, make_pki, write_lineage, write_renewal_conf
 
 NAME = "mx.example.test"
@@ -28,9 +28,9 @@ def test_reads_a_certbot_lineage(tmp_path: Path) -> None:
     assert lineage.cert == live / "cert.pem" and lineage.cert.is_symlink()
     assert lineage.privkey == live / "privkey.pem"
     material = lineage.material()
-    assert material.leaf == pki.leaf
-    assert material.chain == (pki.intermediate,)
-    assert material.private_key is not None
+    assert material.leaf == as_certificate(pki.leaf)
+    assert material.chain == (as_certificate(pki.intermediate),)
+    assert material.key_spki == spki_der(pki.leaf_key.public_key())
     assert lineage.names() == [NAME, "mail.example.test"]
 
 
@@ -44,14 +44,13 @@ def test_follows_renewal_to_the_newest_version(tmp_path: Path) -> None:
     write_lineage(tmp_path, NAME, reused)
     assert os.readlink(live / "cert.pem").endswith("cert2.pem")
     assert derive(lineage.material(), TlsaParams(3, 1, 1)) == first
-    assert lineage.material().leaf == reused.leaf
+    assert lineage.material().leaf == as_certificate(reused.leaf)
     # Renewal with a new key: 3 1 1 changes.
     new_key = make_key("p256")
     write_lineage(tmp_path, NAME, pki.reissue(leaf_key=new_key))
     material = lineage.material()
     assert derive(material, TlsaParams(3, 1, 1)) != first
-    assert material.private_key is not None
-    assert spki_der(material.private_key.public_key()) == spki_der(new_key.public_key())
+    assert material.key_spki == spki_der(new_key.public_key())
 
 
 def test_relative_and_trailing_slash_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,6 +108,18 @@ def test_mismatched_key_in_lineage_is_refused(tmp_path: Path) -> None:
     assert str(live / "privkey.pem") in str(exc.value)
     # names() does not need the key.
     assert lineage.names() == [NAME]
+
+
+def test_names_keep_certificate_order_without_duplicates(tmp_path: Path) -> None:
+    names = (
+        "b.example.test",
+        "*.example.test",
+        "A.Example.Test.",
+        "B.EXAMPLE.TEST",
+        "a.example.test",
+    )
+    live = write_lineage(tmp_path, NAME, make_pki("p384", names=names))
+    assert Lineage.from_dir(live).names() == ["b.example.test", "a.example.test"]
 
 
 def test_names_without_san(tmp_path: Path) -> None:

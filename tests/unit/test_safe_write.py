@@ -9,9 +9,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import dns.name
 import pytest
 
+from certbot_dane_tlsa import dnsname
 from certbot_dane_tlsa.errors import ZoneError
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord
 from certbot_dane_tlsa.zonefile import (
@@ -23,8 +23,8 @@ from certbot_dane_tlsa.zonefile import (
     write_candidate,
 )
 
-ORIGIN = dns.name.from_text("example.com.")
-OWNER = dns.name.from_text("_25._tcp.mail.example.com.")
+ORIGIN = dnsname.from_text("example.com.")
+OWNER = dnsname.from_text("_25._tcp.mail.example.com.")
 NEW = TlsaRecord(3, 1, 1, bytes(range(32)))
 TEXT = """$TTL 300
 @ IN SOA ns1.example.com. hostmaster.example.com. 7 7200 3600 1209600 300

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import dns.name
 import pytest
 
+from certbot_dane_tlsa import dnsname
 from certbot_dane_tlsa.errors import SettingsError
 from certbot_dane_tlsa.records import TlsaParams
 from certbot_dane_tlsa.settings import (
@@ -34,7 +34,7 @@ def test_minimal_toml_gets_product_defaults(tmp_path: Path) -> None:
     config = write(tmp_path / "s.toml", 'zone = "example.com"\nzone_file = "/etc/bind/db.x"\n')
     settings = from_sources(config=str(config), overrides={}, environ={})
     (zone,) = settings.zones
-    assert zone.origin == dns.name.from_text("example.com")
+    assert zone.origin == dnsname.from_text("example.com")
     assert zone.zone_file == Path("/etc/bind/db.x")
     assert zone.serial == "auto" and zone.backend == "zonefile" and zone.rndc == ("rndc",)
     assert zone.nameservers == (Nameserver("127.0.0.1", 53),)
@@ -95,11 +95,11 @@ def test_several_zones_longest_origin_wins(tmp_path: Path) -> None:
     settings = from_sources(config=str(config), overrides={}, environ={})
     assert [z.name for z in settings.zones] == ["example.com", "sub.example.com"]
     assert all(z.rndc == ("rndc", "-p", "953") for z in settings.zones)
-    deep = settings.zone_for(dns.name.from_text("_25._tcp.mx.sub.example.com"))
-    shallow = settings.zone_for(dns.name.from_text("_25._tcp.mx.example.com"))
+    deep = settings.zone_for(dnsname.from_text("_25._tcp.mx.sub.example.com"))
+    shallow = settings.zone_for(dnsname.from_text("_25._tcp.mx.example.com"))
     assert deep is not None and deep.zone_file == Path("/b") and deep.serial == "date"
     assert shallow is not None and shallow.zone_file == Path("/a")
-    assert settings.zone_for(dns.name.from_text("mx.example.org")) is None
+    assert settings.zone_for(dnsname.from_text("mx.example.org")) is None
 
 
 def test_zone_table_rejects_non_zone_keys(tmp_path: Path) -> None:
@@ -170,14 +170,14 @@ def test_connect_one_address_or_per_host(tmp_path: Path) -> None:
         '[connect]\n"mx1.example.com" = "10.0.0.1"\n"*" = "192.0.2.7"\n',
     )
     settings = from_sources(config=str(config), overrides={}, environ={})
-    assert settings.connect_address(dns.name.from_text("mx1.example.com")) == "10.0.0.1"
-    assert settings.connect_address(dns.name.from_text("mx2.example.com")) == "192.0.2.7"
+    assert settings.connect_address(dnsname.from_text("mx1.example.com")) == "10.0.0.1"
+    assert settings.connect_address(dnsname.from_text("mx2.example.com")) == "192.0.2.7"
     flag = from_sources(
         config=str(config), overrides={"connect": "MX2.example.com=10.0.0.2"}, environ={}
     )
-    assert flag.connect_address(dns.name.from_text("mx2.example.com")) == "10.0.0.2"
-    assert flag.connect_address(dns.name.from_text("mx1.example.com")) == "mx1.example.com"
+    assert flag.connect_address(dnsname.from_text("mx2.example.com")) == "10.0.0.2"
+    assert flag.connect_address(dnsname.from_text("mx1.example.com")) == "mx1.example.com"
     single = from_sources(config=str(config), overrides={"connect": "127.0.0.1"}, environ={})
-    assert single.connect_address(dns.name.from_text("mx9.example.com")) == "127.0.0.1"
+    assert single.connect_address(dnsname.from_text("mx9.example.com")) == "127.0.0.1"
     with pytest.raises(SettingsError, match="connect: 'a b' is not an address"):
         convert(BY_KEY["connect"], "mx1.example.com=a b")

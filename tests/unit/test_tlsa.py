@@ -4,26 +4,33 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import subprocess
+import sys
 from pathlib import Path
 
-import dns.name
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from certbot_dane_tlsa import der, dnsname
 from certbot_dane_tlsa.errors import CertificateError
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord, tlsa_owner
 from certbot_dane_tlsa.tlsa import (
+    Certificate,
     Material,
+    as_certificate,
     association_data,
     check_key_matches,
     derive,
     derive_from_public_key,
     load_certificates,
+    load_key_spki,
     load_material,
     load_private_key,
     params_warnings,
     record_lines,
+    same_public_key,
     spki_der,
 )
 from tests.helpers.pki import KEY_TYPES, Pki, cert_pem, issue, key_pem, make_key, make_pki
@@ -121,7 +128,7 @@ def test_derive_agrees_with_ldns_dane(files: Files, params: TlsaParams) -> None:
 
 def test_record_lines_match_ldns_dane_fields(files: Files) -> None:
     material = load_material(files.fullchain)
-    owner = tlsa_owner(dns.name.from_text("mx.example.test"), 25)
+    owner = tlsa_owner(dnsname.from_text("mx.example.test"), 25)
     lines = record_lines([(owner, derive(material, TlsaParams(3, 1, 1)))], ttl=3600)
     expected = run(["ldns-dane", "-c", str(files.fullchain), "create", "mx.example.test", "25"])
     assert [line.split() for line in lines] == [expected.decode().split()]
@@ -320,9 +327,10 @@ def test_issuer_usages_need_the_issuer_in_the_chain(tmp_path: Path, usage: int) 
 
 def test_load_material_splits_fullchain_and_dedupes_chain(files: Files) -> None:
     material = load_material(files.fullchain, files.chain, files.privkey)
-    assert material.leaf == files.pki.leaf
-    assert material.chain == (files.pki.intermediate,)
-    assert material.private_key is not None
+    assert material.leaf == as_certificate(files.pki.leaf)
+    assert material.leaf.der == files.pki.leaf.public_bytes(serialization.Encoding.DER)
+    assert material.chain == (as_certificate(files.pki.intermediate),)
+    assert material.key_spki == spki_der(files.pki.leaf_key.public_key())
 
 
 def test_degenerate_data_is_refused() -> None:
@@ -357,7 +365,7 @@ def test_params_warnings() -> None:
 
 
 def test_record_lines_with_and_without_ttl() -> None:
-    owner = tlsa_owner(dns.name.from_text("mail.example.com"), 25)
+    owner = tlsa_owner(dnsname.from_text("mail.example.com"), 25)
     rec = TlsaRecord(3, 1, 1, bytes(range(32)))
     assert record_lines([(owner, rec)]) == [
         "_25._tcp.mail.example.com. IN TLSA 3 1 1 " + bytes(range(32)).hex()
@@ -378,3 +386,104 @@ def test_truncated_key_is_refused_without_showing_it(tmp_path: Path) -> None:
     message = assert_one_line_naming(exc, path)
     for line in lines[1:-1]:
         assert line.decode() not in message
+
+
+# ---- the key's public half, read without cryptography where the file carries it ------------
+
+
+def test_load_key_spki_equals_cryptography_for_every_key_type(files: Files) -> None:
+    # Ed25519 keys written by cryptography carry no public half: that path asks cryptography.
+    assert load_key_spki(files.privkey) == spki_der(files.pki.leaf_key.public_key())
+
+
+@pytest.mark.parametrize(
+    "fmt", [serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.TraditionalOpenSSL]
+)
+def test_encrypted_key_in_material_is_refused_with_reason(
+    tmp_path: Path, fmt: serialization.PrivateFormat
+) -> None:
+    f = Files(tmp_path, make_pki("p256"))
+    f.privkey.write_bytes(
+        f.pki.leaf_key.private_bytes(
+            serialization.Encoding.PEM, fmt, serialization.BestAvailableEncryption(b"secret")
+        )
+    )
+    with pytest.raises(CertificateError) as exc:
+        load_material(f.fullchain, key=f.privkey)
+    message = assert_one_line_naming(exc, f.privkey)
+    assert message == f"{f.privkey}: the private key is encrypted; an unencrypted key is needed"
+
+
+def test_key_without_public_half_or_with_compressed_point_still_matches(tmp_path: Path) -> None:
+    f = Files(tmp_path, make_pki("p256"))
+    traditional = f.pki.leaf_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    for argv in (["openssl", "ec", "-no_public"], ["openssl", "ec", "-conv_form", "compressed"]):
+        f.privkey.write_bytes(run(argv, traditional))
+        material = load_material(f.fullchain, key=f.privkey)
+        assert material.key_spki == material.leaf.spki
+        assert derive(material, TlsaParams(3, 1, 1)).data == openssl_tlsa(
+            f.cert, TlsaParams(3, 1, 1)
+        )
+
+
+def test_same_public_key_sees_through_point_compression() -> None:
+    key = make_key("p256")
+    public = key.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    uncompressed = spki_der(public)
+    point = public.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint
+    )
+    outer = der.read_single(uncompressed, der.SEQUENCE, "spki")
+    algorithm = outer.children().next(der.SEQUENCE).encoded
+    compressed = der.encode(der.SEQUENCE, algorithm + der.encode(der.BIT_STRING, b"\x00" + point))
+    assert compressed != uncompressed
+    assert same_public_key(compressed, uncompressed)
+    assert not same_public_key(compressed, spki_der(make_key("p256").public_key()))
+    assert not same_public_key(b"garbage", uncompressed)
+
+
+def test_material_accepts_cryptography_objects_and_der_certificates(files: Files) -> None:
+    pki = files.pki
+    from_objects = Material(pki.leaf, (pki.intermediate,), pki.leaf_key)
+    leaf = Certificate.from_der(pki.leaf.public_bytes(serialization.Encoding.DER))
+    from_der = Material(
+        leaf,
+        (as_certificate(pki.intermediate),),
+        spki_der(pki.leaf_key.public_key()),
+    )
+    assert from_objects == from_der
+    assert leaf.to_x509() == pki.leaf
+    assert leaf.public_bytes(serialization.Encoding.PEM) == cert_pem(pki.leaf)
+    assert leaf.subject_text() == pki.leaf.subject.rfc4514_string()
+    assert leaf.dns_names == ("mx.example.test",)
+    assert association_data(pki.leaf, 1, 1) == association_data(leaf, 1, 1)
+
+
+def test_deploy_path_records_need_no_cryptography_import(tmp_path: Path) -> None:
+    f = Files(tmp_path, make_pki("p256"))
+    probe = (
+        "import sys, json\n"
+        "from pathlib import Path\n"
+        "from certbot_dane_tlsa.records import TlsaParams\n"
+        "from certbot_dane_tlsa.tlsa import derive, load_material\n"
+        "m = load_material(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))\n"
+        "data = [derive(m, TlsaParams(u, s, t)).data.hex() for u in (1, 3) for s in (0, 1)"
+        " for t in (0, 1, 2)]\n"
+        "print(json.dumps([data, sorted(n for n in sys.modules if n.startswith('cryptography'))]))"
+    )
+    out = run([sys.executable, "-c", probe, str(f.cert), str(f.chain), str(f.privkey)])
+    data, modules = json.loads(out)
+    assert modules == []
+    material = Material(f.pki.leaf, (f.pki.intermediate,), f.pki.leaf_key)
+    expected = [
+        derive(material, TlsaParams(u, s, t)).data.hex()
+        for u in (1, 3)
+        for s in (0, 1)
+        for t in (0, 1, 2)
+    ]
+    assert data == expected

@@ -18,10 +18,12 @@ import dns.name
 import dns.rdatatype
 import pytest
 
+from certbot_dane_tlsa import dnsname
+from certbot_dane_tlsa.dnsname import Name
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord
 from certbot_dane_tlsa.zonefile import ZoneEdit, plan_zone_edit, scanner
 
-ORIGIN = dns.name.from_text("example.com.")
+ORIGIN = dnsname.from_text("example.com.")
 
 
 @contextmanager
@@ -44,8 +46,8 @@ P311 = TlsaParams(3, 1, 1)
 NEW_HEX = NEW.data.hex()
 
 
-def name(text: str) -> dns.name.Name:
-    return dns.name.from_text(text, ORIGIN)
+def name(text: str) -> Name:
+    return dnsname.from_text(text, ORIGIN)
 
 
 @dataclass

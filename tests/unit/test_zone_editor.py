@@ -8,15 +8,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import dns.name
 import pytest
 
+from certbot_dane_tlsa import dnsname
 from certbot_dane_tlsa.errors import SettingsError, ZoneError, ZoneSyntaxError
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord
 from certbot_dane_tlsa.zonefile import plan_zone_edit, read_tlsa
 
-ORIGIN = dns.name.from_text("example.com.")
-OWNER = dns.name.from_text("_25._tcp.mail.example.com.")
+ORIGIN = dnsname.from_text("example.com.")
+OWNER = dnsname.from_text("_25._tcp.mail.example.com.")
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
 NEW = TlsaRecord(3, 1, 1, bytes(range(32)))
 OLD_HEX = "ab" * 32
@@ -80,7 +80,7 @@ def test_unterminated_quote_far_from_anything_managed(tmp_path: Path) -> None:
 
 def test_owner_outside_zone(tmp_path: Path) -> None:
     path = zone(tmp_path, HEAD)
-    outside = dns.name.from_text("_25._tcp.mail.example.net.")
+    outside = dnsname.from_text("_25._tcp.mail.example.net.")
     with pytest.raises(ZoneError, match="outside the zone"):
         plan_zone_edit(path, ORIGIN, {outside: {NEW}}, {outside: {TlsaParams(3, 1, 1)}})
     with pytest.raises(ZoneError, match="outside the zone"):
@@ -101,7 +101,7 @@ def test_unknown_serial_method(tmp_path: Path) -> None:
 def test_managed_record_in_include_is_refused(tmp_path: Path, corpus_dir: Path) -> None:
     for f in corpus_dir.glob("include_*"):
         shutil.copy(f, tmp_path / f.name)
-    sub = dns.name.from_text("_25._tcp.sub.example.com.")
+    sub = dnsname.from_text("_25._tcp.sub.example.com.")
     with pytest.raises(ZoneError) as info:
         plan_zone_edit(
             tmp_path / "include_main.zone", ORIGIN, {sub: {NEW}}, {sub: {TlsaParams(3, 1, 1)}}
@@ -113,7 +113,7 @@ def test_managed_record_in_include_is_refused(tmp_path: Path, corpus_dir: Path) 
 
 
 def test_generate_making_managed_tlsa_is_refused(corpus_dir: Path) -> None:
-    owner = dns.name.from_text("_25._tcp.gen.example.com.")
+    owner = dnsname.from_text("_25._tcp.gen.example.com.")
     with pytest.raises(ZoneError, match=r"generate.zone:12: \$GENERATE"):
         plan_zone_edit(
             corpus_dir / "generate.zone", ORIGIN, {owner: {NEW}}, {owner: {TlsaParams(3, 1, 1)}}
@@ -164,7 +164,7 @@ def test_anchor_override_and_origin_dependent_owner_text(tmp_path: Path) -> None
         + "$ORIGIN other.example.com.\nwww IN A 192.0.2.8\n$ORIGIN example.com.\nz IN A 192.0.2.9\n"
     )
     path = zone(tmp_path, text)
-    www = dns.name.from_text("www.other.example.com.")
+    www = dnsname.from_text("www.other.example.com.")
     edit = plan(path, anchors={OWNER: www})
     from io import BytesIO
 
@@ -193,7 +193,7 @@ def test_generate_after_removed_record_keeps_its_ttl(tmp_path: Path, zc: Any) ->
     out.write_bytes(zc.written(plan(path, ttl=300)))
     assert b"\n$GENERATE 1-2 g$ 120 A 10.0.0.$\n" in out.read_bytes()
     after = zc.parse_zone(out, ORIGIN)
-    g1 = (dns.name.from_text("g1.example.com."), 1)
+    g1 = (dnsname.from_text("g1.example.com."), 1)
     assert before[g1][0] == after[g1][0] == 120
     assert zc.named_checkzone(out, ORIGIN).returncode == 0
 

@@ -18,10 +18,12 @@ import dns.rdatatype
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from certbot_dane_tlsa import dnsname
+from certbot_dane_tlsa.dnsname import Name
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord
 from certbot_dane_tlsa.zonefile import plan_zone_edit, scanner
 
-ORIGIN = dns.name.from_text("example.com.")
+ORIGIN = dnsname.from_text("example.com.")
 
 
 @contextmanager
@@ -35,23 +37,23 @@ def small_chunks(size: int = 23) -> Iterator[None]:
 
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
-ORIGINS = [ORIGIN, dns.name.from_text("mail.example.com."), dns.name.from_text("sub.example.com.")]
+ORIGINS = [ORIGIN, dnsname.from_text("mail.example.com."), dnsname.from_text("sub.example.com.")]
 MANAGED = [
-    dns.name.from_text("_25._tcp.mail.example.com."),
-    dns.name.from_text("_465._tcp.mail.example.com."),
+    dnsname.from_text("_25._tcp.mail.example.com."),
+    dnsname.from_text("_465._tcp.mail.example.com."),
 ]
 OWNERS = [
     *MANAGED,
-    dns.name.from_text("mail.example.com."),
-    dns.name.from_text("www.example.com."),
-    dns.name.from_text("a.sub.example.com."),
-    dns.name.from_text("_25._tcp.www.example.com."),
+    dnsname.from_text("mail.example.com."),
+    dnsname.from_text("www.example.com."),
+    dnsname.from_text("a.sub.example.com."),
+    dnsname.from_text("_25._tcp.www.example.com."),
 ]
 POOL = [TlsaRecord(u, 1, 1, bytes([n]) * 32) for u in (3, 2) for n in (1, 2, 3)]
 TXTS = ['"plain"', '"semi;colon"', '"(" ")"', '"esc \\" quote ;("', '"a" "b c"', '"\\\\"']
 
 
-def owner_text(owner: dns.name.Name, origin: dns.name.Name, upper: bool) -> str:
+def owner_text(owner: Name, origin: Name, upper: bool) -> str:
     if owner == origin:
         text = "@"
     elif owner.is_subdomain(origin):
