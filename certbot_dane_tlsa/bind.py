@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from certbot_dane_tlsa.errors import CommandError
+from certbot_dane_tlsa.lite_dataclasses import dataclass
 from certbot_dane_tlsa.runner import Result, run
 
 log = logging.getLogger(__name__)

@@ -9,11 +9,11 @@ from what its renewal config says).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from certbot_dane_tlsa import der
 from certbot_dane_tlsa.errors import CertificateError, SettingsError
+from certbot_dane_tlsa.lite_dataclasses import dataclass
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes

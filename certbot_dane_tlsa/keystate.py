@@ -17,13 +17,13 @@ import os
 import stat
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from certbot_dane_tlsa.atomicfile import write_atomically
 from certbot_dane_tlsa.errors import DaneError
+from certbot_dane_tlsa.lite_dataclasses import dataclass, field
 
 STATE_FILE = "state.json"
 NEXT_KEY_FILE = "next-key.pem"

@@ -7,10 +7,10 @@ configuration) is found from that directory the way certbot lays it out.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from certbot_dane_tlsa.errors import CertificateError
+from certbot_dane_tlsa.lite_dataclasses import dataclass
 from certbot_dane_tlsa.tlsa import Material, load_certificates, load_material
 
 _FILES = ("cert", "chain", "fullchain", "privkey")

@@ -11,7 +11,6 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -19,6 +18,7 @@ from certbot_dane_tlsa.dnsname import Name
 from certbot_dane_tlsa.errors import DaneError, VerificationError
 from certbot_dane_tlsa.keystate import utcnow
 from certbot_dane_tlsa.lineage import Lineage
+from certbot_dane_tlsa.lite_dataclasses import dataclass, field
 from certbot_dane_tlsa.policy import DesiredState, Target, desired_state
 from certbot_dane_tlsa.publish import Outcome, publish_zone_file
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord

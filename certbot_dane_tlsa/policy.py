@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from certbot_dane_tlsa import dnsname
 from certbot_dane_tlsa.dnsname import Name
 from certbot_dane_tlsa.errors import SettingsError
+from certbot_dane_tlsa.lite_dataclasses import dataclass
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord, tlsa_owner
 from certbot_dane_tlsa.settings import Settings, ZoneSettings
 from certbot_dane_tlsa.tlsa import Material, derive, params_warnings

@@ -13,12 +13,12 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
 from certbot_dane_tlsa.bind import Rndc, checkzone
 from certbot_dane_tlsa.errors import CommandError, DaneError, ZoneError
+from certbot_dane_tlsa.lite_dataclasses import dataclass
 from certbot_dane_tlsa.policy import DesiredState
 from certbot_dane_tlsa.runner import describe
 from certbot_dane_tlsa.settings import ZoneSettings

@@ -7,10 +7,10 @@ all compare records by value (the wire form of their RDATA) rather than by text.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from certbot_dane_tlsa.dnsname import Name
 from certbot_dane_tlsa.errors import SettingsError
+from certbot_dane_tlsa.lite_dataclasses import dataclass
 
 USAGES = {0: "PKIX-TA", 1: "PKIX-EE", 2: "DANE-TA", 3: "DANE-EE"}
 SELECTORS = {0: "Cert", 1: "SPKI"}

@@ -16,7 +16,6 @@ import secrets
 import socket
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import TextIO
 
 import dns.exception
@@ -34,6 +33,7 @@ import dns.update
 
 from certbot_dane_tlsa.dnsname import Name, to_dnspython
 from certbot_dane_tlsa.errors import DaneError
+from certbot_dane_tlsa.lite_dataclasses import dataclass
 from certbot_dane_tlsa.policy import DesiredState
 from certbot_dane_tlsa.publish import Outcome
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord

@@ -25,7 +25,6 @@ import os
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
@@ -42,6 +41,7 @@ from certbot_dane_tlsa.keystate import (
     utcnow,
 )
 from certbot_dane_tlsa.lineage import Lineage
+from certbot_dane_tlsa.lite_dataclasses import dataclass, field
 from certbot_dane_tlsa.policy import Target, desired_state
 from certbot_dane_tlsa.records import TlsaRecord
 from certbot_dane_tlsa.renewalconf import lineage_renewal_params

@@ -9,7 +9,6 @@ dnspython's exception types.
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
 
 import dns.exception
 import dns.flags
@@ -19,6 +18,7 @@ import dns.rdatatype
 
 from certbot_dane_tlsa.dnsname import Name, to_dnspython
 from certbot_dane_tlsa.errors import DaneError
+from certbot_dane_tlsa.lite_dataclasses import dataclass
 from certbot_dane_tlsa.records import TlsaRecord
 from certbot_dane_tlsa.settings import Nameserver, ZoneSettings
 

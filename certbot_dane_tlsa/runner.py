@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from certbot_dane_tlsa.errors import CommandError
+from certbot_dane_tlsa.lite_dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ through the user's Docker CLI prefix, so podman, a remote context or sudo all wo
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
+from certbot_dane_tlsa.lite_dataclasses import dataclass
 from certbot_dane_tlsa.runner import describe, run
 from certbot_dane_tlsa.settings import Settings
 

@@ -17,13 +17,13 @@ import re
 import shlex
 import stat
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from certbot_dane_tlsa import dnsname
 from certbot_dane_tlsa.dnsname import Name
 from certbot_dane_tlsa.errors import SettingsError
+from certbot_dane_tlsa.lite_dataclasses import dataclass, field
 from certbot_dane_tlsa.records import TlsaParams
 
 DEFAULT_CONFIG = Path("/etc/letsencrypt/dane-tlsa.toml")

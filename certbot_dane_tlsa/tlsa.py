@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from certbot_dane_tlsa import der
 from certbot_dane_tlsa.dnsname import Name
 from certbot_dane_tlsa.errors import CertificateError
+from certbot_dane_tlsa.lite_dataclasses import dataclass
 from certbot_dane_tlsa.records import MATCHING_TYPES, SELECTORS, TlsaParams, TlsaRecord
 
 if TYPE_CHECKING:

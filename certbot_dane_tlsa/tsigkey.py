@@ -14,7 +14,6 @@ import binascii
 import logging
 import os
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import dns.exception
@@ -22,6 +21,7 @@ import dns.name
 import dns.tsig
 
 from certbot_dane_tlsa.errors import SettingsError
+from certbot_dane_tlsa.lite_dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ import logging
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import dns.exception
 import dns.flags
@@ -24,6 +23,7 @@ import dns.rdatatype
 
 from certbot_dane_tlsa.dnsname import Name, to_dnspython
 from certbot_dane_tlsa.errors import VerificationError
+from certbot_dane_tlsa.lite_dataclasses import dataclass
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord
 from certbot_dane_tlsa.settings import Nameserver
 

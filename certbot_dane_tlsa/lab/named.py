@@ -15,7 +15,6 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -28,6 +27,7 @@ import dns.rdtypes.ANY.SOA
 import dns.zone
 
 from certbot_dane_tlsa.lab import ports
+from certbot_dane_tlsa.lite_dataclasses import dataclass
 
 _live: set[DaemonProcess] = set()
 

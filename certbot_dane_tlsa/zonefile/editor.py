@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from certbot_dane_tlsa.dnsname import Name
 from certbot_dane_tlsa.errors import SettingsError, ZoneError
+from certbot_dane_tlsa.lite_dataclasses import dataclass, field
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord
 from certbot_dane_tlsa.zonefile.presentation import parse_ttl
 from certbot_dane_tlsa.zonefile.scanner import (

@@ -15,12 +15,12 @@ import fcntl
 import os
 import secrets
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from certbot_dane_tlsa.atomicfile import fsync_dir
 from certbot_dane_tlsa.errors import ZoneError
+from certbot_dane_tlsa.lite_dataclasses import dataclass
 from certbot_dane_tlsa.zonefile.editor import ZoneEdit
 
 _TAG = "dane-tlsa"

@@ -21,7 +21,6 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import BinaryIO
@@ -29,6 +28,7 @@ from typing import BinaryIO
 from certbot_dane_tlsa import dnsname
 from certbot_dane_tlsa.dnsname import Name
 from certbot_dane_tlsa.errors import ZoneError, ZoneSyntaxError
+from certbot_dane_tlsa.lite_dataclasses import dataclass, field, replace
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord
 from certbot_dane_tlsa.zonefile.presentation import parse_class, parse_tlsa, parse_ttl
 from certbot_dane_tlsa.zonefile.tokens import QUOTED, Record, Token, tokenize_record

@@ -46,7 +46,9 @@ def _date_of(serial: int, now: datetime) -> datetime | None:
     if len(text) != 10:
         return None
     try:
-        day = datetime.strptime(text[:8], "%Y%m%d").replace(tzinfo=UTC)
+        # Not strptime: its first call imports _strptime and calendar, start-up the deploy
+        # hook pays on every renewal; the digits are fixed-width here anyway.
+        day = datetime(int(text[:4]), int(text[4:6]), int(text[6:8]), tzinfo=UTC)
     except ValueError:
         return None
     return day if _DATE_MIN_YEAR <= day.year <= _as_utc(now).year + 10 else None

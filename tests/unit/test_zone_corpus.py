@@ -4,7 +4,6 @@ moved. The fast scanner must also plan exactly what the line-by-line scanner pla
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import shutil
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import dns.name
 import dns.rdatatype
 import pytest
 
-from certbot_dane_tlsa import dnsname
+from certbot_dane_tlsa import dnsname, lite_dataclasses
 from certbot_dane_tlsa.dnsname import Name
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord
 from certbot_dane_tlsa.zonefile import ZoneEdit, plan_zone_edit, scanner
@@ -215,11 +214,11 @@ def split_ttl_fixes(original: bytes, edit: ZoneEdit) -> tuple[ZoneEdit, list[tup
             assert original[sp.start : sp.start + 1] in (b" ", b"\t"), sp
             assert not re.search(rb"\s", owner), sp
             fixes.append((sp.start, int(m.group()[1:])))
-            sp = dataclasses.replace(sp, text=sp.text[: m.start()])
+            sp = lite_dataclasses.replace(sp, text=sp.text[: m.start()])
             if not sp.text:
                 continue
         rest.append(sp)
-    return dataclasses.replace(edit, splices=rest), fixes
+    return lite_dataclasses.replace(edit, splices=rest), fixes
 
 
 @pytest.mark.parametrize("case_id", sorted(CASES))
