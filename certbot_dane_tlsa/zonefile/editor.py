@@ -456,6 +456,10 @@ class _Planner:
             # Without $TTL a line that omits its TTL takes the one of whatever precedes it,
             # which this edit may change too: state the TTL it would have got.
             ttl_text = str(point.implicit_ttl).encode()
+        if ttl_text is None and to_add and point.implicit_ttl is None:
+            # Nothing gives a line here a TTL (no $TTL, no TTL earlier in the file). named
+            # rejects such a zone anyway, but what we write must still read back: state one.
+            ttl_text = str(self._fallback_ttl(None, None)).encode()
         written_ttl = None if ttl_text is None or not to_add else _parse_ttl(ttl_text)
         eol = scan.eol
         text = b"".join(

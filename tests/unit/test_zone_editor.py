@@ -229,3 +229,22 @@ def test_include_with_ttls_before_a_record_that_states_one_is_fine(tmp_path: Pat
     assert {k: v for k, v in before.items() if k[1] not in (6, 52)} == {
         k: v for k, v in after.items() if k[1] not in (6, 52)
     }
+
+
+def test_new_record_where_no_ttl_is_in_effect_still_reads_back(tmp_path: Path) -> None:
+    # Found by benchmarks/fuzz_zone_atheris.py: records before the SOA, no $TTL and no TTL on
+    # them. named rejects such a zone ("no TTL specified"), so a deploy ends in a restore; but
+    # the line we write must not be the one our own reader cannot read back.
+    text = (
+        "mail IN A 192.0.2.25\n"
+        "@ IN SOA ns1.example.com. hostmaster.example.com. ( 1 7200 3600 1209600 300 )\n"
+        "  IN NS ns1\n"
+    )
+    path = zone(tmp_path, text)
+    edit = plan(path)
+    again = tmp_path / "db.again"
+    with again.open("wb") as out:
+        edit.write_to(out)
+    assert f"_25._tcp.mail\t300\tIN\tTLSA\t3 1 1 {NEW.data.hex()}" in again.read_text()
+    second = plan_zone_edit(again, ORIGIN, {OWNER: {NEW}}, {OWNER: {TlsaParams(3, 1, 1)}}, now=NOW)
+    assert not second.changed
