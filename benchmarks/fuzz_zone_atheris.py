@@ -46,14 +46,13 @@ def _child(workdir: Path, libfuzzer_args: list[str]) -> None:
     import atheris
 
     with atheris.instrument_imports():
-        import dns.name
-
+        from certbot_dane_tlsa import dnsname
         from certbot_dane_tlsa.errors import DaneError
         from certbot_dane_tlsa.records import TlsaParams, TlsaRecord
         from certbot_dane_tlsa.zonefile import plan_zone_edit
 
-    origin = dns.name.from_text("example.com.")
-    owners = [dns.name.from_text(f"_{p}._tcp.mail.example.com.") for p in (25, 465)]
+    origin = dnsname.from_text("example.com.")
+    owners = [dnsname.from_text(f"_{p}._tcp.mail.example.com.") for p in (25, 465)]
     desired = {owners[0]: {TlsaRecord(3, 1, 1, b"\x11" * 32)}, owners[1]: set()}
     managed = {o: {TlsaParams(3, 1, 1)} for o in owners}
     zone = workdir / "db.example.com"

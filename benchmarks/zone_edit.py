@@ -28,13 +28,13 @@ _CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
 t0 = time.perf_counter()
-import dns.name
+from certbot_dane_tlsa import dnsname
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord
 from certbot_dane_tlsa.zonefile import plan_zone_edit
 t1 = time.perf_counter()
 zone, out, hexhash = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-origin = dns.name.from_text("example.com.")
-owner = dns.name.from_text("_25._tcp.mail.example.com.")
+origin = dnsname.from_text("example.com.")
+owner = dnsname.from_text("_25._tcp.mail.example.com.")
 rec = TlsaRecord(3, 1, 1, bytes.fromhex(hexhash))
 managed = {owner: [TlsaParams(3, 1, 1)]}
 edit = plan_zone_edit(zone, origin, {owner: [rec]}, managed, serial="increment")
