@@ -83,9 +83,11 @@ def _publish(zone: ZoneSettings, state: DesiredState, *, dry_run: bool, out: Tex
         from certbot_dane_tlsa.rfc2136 import publish_rfc2136
 
         return publish_rfc2136(zone, state, dry_run=dry_run, out=out)
-    # With verify = false nothing may wait on DNS, not even this quick look for a lost reload
-    # (a server that is not there would cost a query timeout on every renewal).
-    lag_check = (lambda: _servers_lag(zone, state)) if zone.verify else None
+    # A lost reload (say, a run killed between the swap and rndc) must heal on the next run.
+    # With verify = false nothing may wait on DNS (a server that is not there would cost a
+    # query timeout at every renewal), so reload unasked: for a file named already has
+    # loaded, that is a no-op ("zone reload up-to-date").
+    lag_check = (lambda: _servers_lag(zone, state)) if zone.verify else (lambda: True)
     return publish_zone_file(zone, state, dry_run=dry_run, out=out, reload_when_unchanged=lag_check)
 
 

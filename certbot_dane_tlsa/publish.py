@@ -117,7 +117,7 @@ def publish_zone_file(
     """Bring ``zone``'s file in line with ``state`` and make named load it.
 
     ``reload_when_unchanged`` is asked when the file is already right; if it says True (the
-    servers do not serve what the file holds, e.g. an earlier reload was lost), we reload.
+    servers may not serve what the file holds, e.g. an earlier reload was lost), we reload.
     """
     assert zone.zone_file is not None
     now = now or datetime.now(UTC)
@@ -152,7 +152,10 @@ def publish_zone_file(
                     return Outcome(zone, False, False, edit.old_serial, None, edit)
                 reloaded = False
                 if reload_when_unchanged is not None and reload_when_unchanged():
-                    log.info("zone %s: the servers lag behind the file: rndc reload", zone.name)
+                    log.info(
+                        "zone %s: the servers may not have loaded the file: rndc reload",
+                        zone.name,
+                    )
                     rndc.reload()
                     reloaded = True
                 return Outcome(zone, False, reloaded, edit.old_serial, None, edit)

@@ -117,7 +117,8 @@ OPTIONS: tuple[Option, ...] = (
         "bool",
         True,
         "Check what the servers serve after publishing. With false the tool never queries "
-        "DNS, so it also cannot notice a reload that an earlier run lost.",
+        "DNS, and a run that finds the file already right reloads the zone unasked, in case "
+        "an earlier run's reload was lost.",
         True,
     ),
     Option(
