@@ -142,8 +142,7 @@ def _process(cls: type[_T], *, init: bool, eq: bool, frozen: bool, order: bool) 
     methods: dict[str, Any] = {_SPECS: specs, _FIELDS: tuple(specs)}
     if init:
         methods["__init__"] = _make_init(cls, specs)
-    if "__repr__" not in cls.__dict__:
-        methods["__repr__"] = _repr
+    methods["__repr__"] = _repr
     if eq:
         methods["__eq__"] = _eq
         # As dataclasses: equal instances of a frozen class hash alike; a mutable one is
@@ -157,7 +156,14 @@ def _process(cls: type[_T], *, init: bool, eq: bool, frozen: bool, order: bool) 
     if frozen:
         methods["__setattr__"] = _frozen_setattr
         methods["__delattr__"] = _frozen_delattr
+    own = cls.__dict__
     for name, value in methods.items():
+        # As dataclasses: a method the class body defines itself wins (a class that defines
+        # __eq__ gets __hash__ = None from Python; that one is not the class's own).
+        if name == "__hash__" and own.get("__hash__") is not None:
+            continue
+        if name in own and name not in (_SPECS, _FIELDS, "__hash__"):
+            continue
         setattr(cls, name, value)
     return cls
 

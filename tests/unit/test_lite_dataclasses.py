@@ -119,3 +119,31 @@ def test_post_init_inheritance_and_custom_init() -> None:
     assert Wrapped("7") == Wrapped("7") and Wrapped("7").value == 7
     with pytest.raises(ValueError):
         lite.field(default=1, default_factory=list)
+
+
+def test_methods_the_class_defines_itself_win() -> None:
+    @lite.dataclass(frozen=True)
+    class Loose:
+        text: str
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, Loose) and self.text.lower() == other.text.lower()
+
+        def __hash__(self) -> int:
+            return hash(self.text.lower())
+
+        def __repr__(self) -> str:
+            return f"<{self.text}>"
+
+    assert Loose("A") == Loose("a") and hash(Loose("A")) == hash(Loose("a"))
+    assert repr(Loose("A")) == "<A>"
+
+    @lite.dataclass(frozen=True)
+    class OwnEqOnly:
+        text: str
+
+        def __eq__(self, other: object) -> bool:
+            return True
+
+    assert OwnEqOnly("a") == OwnEqOnly("b")
+    assert hash(OwnEqOnly("a")) == hash(OwnEqOnly("a"))  # frozen: ours, as dataclasses does
