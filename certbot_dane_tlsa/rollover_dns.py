@@ -21,6 +21,7 @@ from certbot_dane_tlsa.errors import DaneError
 from certbot_dane_tlsa.lite_dataclasses import dataclass
 from certbot_dane_tlsa.records import TlsaRecord
 from certbot_dane_tlsa.settings import Nameserver, ZoneSettings
+from certbot_dane_tlsa.verify import tlsa_in_answer
 
 QUERY_TIMEOUT = 3.0
 
@@ -57,20 +58,8 @@ def _ask(server: Nameserver, qname: Name, rdtype: str, *, recursive: bool) -> dn
 
 def ask_tlsa(server: Nameserver, owner: Name, *, recursive: bool = False) -> Answer:
     response = _ask(server, owner, "TLSA", recursive=recursive)
-    wire_owner = to_dnspython(owner)
-    records: set[TlsaRecord] = set()
-    ttl = 0
-    signed = False
-    for rrset in response.answer:
-        if rrset.name != wire_owner:
-            continue
-        if rrset.rdtype == dns.rdatatype.TLSA:
-            ttl = max(ttl, rrset.ttl)
-            for rdata in rrset:
-                records.add(TlsaRecord(rdata.usage, rdata.selector, rdata.mtype, bytes(rdata.cert)))
-        elif rrset.rdtype == dns.rdatatype.RRSIG:
-            signed = signed or any(sig.type_covered == dns.rdatatype.TLSA for sig in rrset)
-    return Answer(frozenset(records), ttl, signed, bool(response.flags & dns.flags.AD))
+    records, ttl, signed = tlsa_in_answer(response, owner)
+    return Answer(records, ttl, signed, bool(response.flags & dns.flags.AD))
 
 
 def negative_ttl(zone: ZoneSettings) -> int:

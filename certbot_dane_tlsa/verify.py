@@ -56,20 +56,30 @@ def query(address: str, port: int, qname: Name, rdtype: str) -> dns.message.Mess
     return response
 
 
-def served_tlsa(address: str, port: int, owner: Name) -> Served:
-    response = query(address, port, owner, "TLSA")
+def tlsa_in_answer(
+    response: dns.message.Message, owner: Name
+) -> tuple[frozenset[TlsaRecord], int, bool]:
+    """The TLSA records at ``owner`` in an answer, their TTL, and whether an RRSIG covers them."""
     wire_owner = to_dnspython(owner)
     records: set[TlsaRecord] = set()
+    ttl = 0
     signed = False
     for rrset in response.answer:
         if rrset.name != wire_owner:
             continue
         if rrset.rdtype == dns.rdatatype.TLSA:
+            ttl = max(ttl, rrset.ttl)
             for rdata in rrset:
                 records.add(TlsaRecord(rdata.usage, rdata.selector, rdata.mtype, bytes(rdata.cert)))
         elif rrset.rdtype == dns.rdatatype.RRSIG:
             signed = signed or any(sig.type_covered == dns.rdatatype.TLSA for sig in rrset)
-    return Served(frozenset(records), signed, dns.rcode.to_text(response.rcode()))
+    return frozenset(records), ttl, signed
+
+
+def served_tlsa(address: str, port: int, owner: Name) -> Served:
+    response = query(address, port, owner, "TLSA")
+    records, _, signed = tlsa_in_answer(response, owner)
+    return Served(records, signed, dns.rcode.to_text(response.rcode()))
 
 
 def zone_is_signed(address: str, port: int, origin: Name) -> bool:
