@@ -677,7 +677,12 @@ class _FileScan:
                 raise self._syntax(start, f"bad origin in $INCLUDE: {exc}") from None
         if self.depth >= _MAX_INCLUDE_DEPTH:
             raise self._zone_error(start, "$INCLUDE nested too deeply (a loop?)")
-        if not target.is_file():
+        try:
+            exists = target.is_file()
+        except (OSError, ValueError) as exc:  # a name too long, a NUL byte in it...
+            why = getattr(exc, "strerror", None) or str(exc)
+            raise self._zone_error(start, f"$INCLUDE file {target} cannot be read: {why}") from None
+        if not exists:
             raise self._zone_error(start, f"$INCLUDE file {target} does not exist")
         # As in BIND and dnspython, nothing the included file sets survives its end (but see
         # Follower.after_include). Its first record follows what awaits one; the next record

@@ -52,6 +52,8 @@ def zone(tmp_path: Path, text: str, name: str = "db.example.com") -> Path:
         (HEAD + 'txt IN TXT "open ; not closed\n', ZoneSyntaxError, ":7: unterminated quoted"),
         (HEAD + f"_25._tcp.mail IN TLSA 3 1 1 {OLD_HEX}a\n", ZoneError, ":7: TLSA record data"),
         (HEAD + "$BOGUS 1\n", ZoneSyntaxError, ":7: unknown directive"),
+        # Found by atheris: a name the OS refuses (ENAMETOOLONG) ended in a traceback.
+        (HEAD + "$INCLUDE " + "x" * 300 + "\n", ZoneError, "cannot be read: File name too long"),
         (HEAD.replace("2024010101", "20x4"), ZoneSyntaxError, ":2: SOA serial"),
     ],
 )
