@@ -683,7 +683,8 @@ class _FileScan:
             why = getattr(exc, "strerror", None) or str(exc)
             raise self._zone_error(start, f"$INCLUDE file {target} cannot be read: {why}") from None
         if not exists:
-            raise self._zone_error(start, f"$INCLUDE file {target} does not exist")
+            what = "is not a regular file" if target.exists() else "does not exist"
+            raise self._zone_error(start, f"$INCLUDE file {target} {what}")
         # As in BIND and dnspython, nothing the included file sets survives its end (but see
         # Follower.after_include). Its first record follows what awaits one; the next record
         # of this file does too.

@@ -54,6 +54,8 @@ def zone(tmp_path: Path, text: str, name: str = "db.example.com") -> Path:
         (HEAD + "$BOGUS 1\n", ZoneSyntaxError, ":7: unknown directive"),
         # Found by atheris: a name the OS refuses (ENAMETOOLONG) ended in a traceback.
         (HEAD + "$INCLUDE " + "x" * 300 + "\n", ZoneError, "cannot be read: File name too long"),
+        (HEAD + "$INCLUDE /\n", ZoneError, ":7: $INCLUDE file / is not a regular file"),
+        (HEAD + "$INCLUDE nowhere\n", ZoneError, "nowhere does not exist"),
         (HEAD.replace("2024010101", "20x4"), ZoneSyntaxError, ":2: SOA serial"),
     ],
 )
