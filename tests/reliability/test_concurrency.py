@@ -8,7 +8,6 @@ moves the serial forward, and what named serves at the end is every run's record
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import subprocess
@@ -20,10 +19,10 @@ import dns.name
 import dns.rdatatype
 import dns.zone
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from tests.helpers.cli import write_settings
-from tests.helpers.pki import Pki, make_pki, write_lineage
+from tests.helpers.dns import served_tlsa, spki_sha256
+from tests.helpers.pki import make_pki, write_lineage
 from tests.services.named import NamedServer
 
 pytestmark = pytest.mark.services
@@ -31,25 +30,6 @@ pytestmark = pytest.mark.services
 ZONE = "example.test"
 ORIGIN = dns.name.from_text(ZONE)
 N = 12
-
-
-def digest_311(pki: Pki) -> str:
-    spki = pki.leaf.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return hashlib.sha256(spki).hexdigest()
-
-
-def served(named: NamedServer, owner: str) -> tuple[set[str], bool]:
-    response = named.query(owner, "TLSA")
-    data: set[str] = set()
-    signed = False
-    for rrset in response.answer:
-        if rrset.rdtype == dns.rdatatype.TLSA:
-            data |= {f"{r.usage} {r.selector} {r.mtype} {r.cert.hex()}" for r in rrset}
-        if rrset.rdtype == dns.rdatatype.RRSIG:
-            signed = signed or any(s.type_covered == dns.rdatatype.TLSA for s in rrset)
-    return data, signed
 
 
 def test_parallel_deploys_keep_every_record(
@@ -74,7 +54,7 @@ def test_parallel_deploys_keep_every_record(
         )
         argv = [sys.executable, "-m", "certbot_dane_tlsa", "deploy"]
         argv += ["--config", str(config), "--lineage", str(live)]
-        runs.append((host, digest_311(pki), argv))
+        runs.append((host, spki_sha256(pki.leaf), argv))
 
     started = time.monotonic()
     procs = [
@@ -102,7 +82,7 @@ def test_parallel_deploys_keep_every_record(
         owner = dns.name.from_text(f"_25._tcp.{host}")
         rds = parsed.get_rdataset(owner, dns.rdatatype.TLSA)
         assert rds is not None and {r.cert.hex() for r in rds} == {digest}, host
-        data, signed = served(named, owner.to_text())
+        data, signed = served_tlsa(named, owner.to_text())
         assert data == {f"3 1 1 {digest}"}, f"named serves {data} at {owner}"
         assert signed, f"no RRSIG over {owner} TLSA"
     assert named.raw_serial(ZONE) == end_serial

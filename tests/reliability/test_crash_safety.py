@@ -10,7 +10,6 @@ its 50k records quickly, which lets the loop kill many runs in the time budget.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import random
@@ -25,13 +24,13 @@ from pathlib import Path
 import dns.rdatatype
 import dns.zone
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from certbot_dane_tlsa import dnsname
 from certbot_dane_tlsa.dnsname import to_dnspython
 from certbot_dane_tlsa.records import TlsaParams, TlsaRecord
 from certbot_dane_tlsa.zonefile import plan_zone_edit
 from tests.helpers.cli import run_cli, write_settings
+from tests.helpers.dns import spki_sha256
 from tests.helpers.pki import Pki, make_key, make_pki, write_lineage
 from tests.services.named import NamedServer, ZoneSpec, wait_for
 
@@ -64,10 +63,7 @@ def big_zone_text(count: int) -> str:
 
 
 def record_311(pki: Pki) -> TlsaRecord:
-    spki = pki.leaf.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return TlsaRecord(3, 1, 1, hashlib.sha256(spki).digest())
+    return TlsaRecord(3, 1, 1, bytes.fromhex(spki_sha256(pki.leaf)))
 
 
 def expected_new_bytes(zone_file: Path, record: TlsaRecord) -> tuple[bytes, int | None]:

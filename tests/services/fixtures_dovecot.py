@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from certbot_dane_tlsa.lab.dovecot import DovecotInstance
+from tests.services.started import started_each
 
 DovecotFactory = Callable[..., DovecotInstance]
 
@@ -22,30 +23,17 @@ def dovecot_factory(tmp_path: Path) -> Iterator[DovecotFactory]:
     """``dovecot_factory(key=..., fullchain=..., hostname="mx.example.test", port=None,
     address="127.0.0.1")`` -> a started DovecotInstance; ``.doveadm_argv("reload")`` reloads it.
     """
-    started: list[DovecotInstance] = []
 
-    def make(
-        *, key: Path, fullchain: Path, hostname: str = "mx.example.test", **kwargs: Any
+    def build(
+        number: int, *, key: Path, fullchain: Path, hostname: str = "mx.example.test", **kwargs: Any
     ) -> DovecotInstance:
-        instance = DovecotInstance(
-            tmp_path / f"dovecot-{len(started) + 1}",
+        return DovecotInstance(
+            tmp_path / f"dovecot-{number}",
             hostname=hostname,
             key=key,
             fullchain=fullchain,
             **kwargs,
         )
-        started.append(instance)
-        instance.start()
-        return instance
 
-    try:
+    with started_each(build) as make:
         yield make
-    finally:
-        errors: list[BaseException] = []
-        for instance in reversed(started):
-            try:
-                instance.stop()
-            except Exception as exc:
-                errors.append(exc)
-        if errors:
-            raise errors[0]

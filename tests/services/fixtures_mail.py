@@ -8,7 +8,7 @@ container or alternate_config_directories entry outlives its test.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 from tests.services.containers import PodmanDocker, PostfixContainer
 from tests.services.pebble import Certbot, Pebble
 from tests.services.postfix import PostfixInstance
+from tests.services.started import started_each
 
 PostfixFactory = Callable[..., PostfixInstance]
 PostfixContainerFactory = Callable[..., PostfixContainer]
@@ -43,26 +44,20 @@ def certbot_env(pebble: Pebble, tmp_path: Path) -> Certbot:
 def postfix_factory(tmp_path: Path) -> Iterator[PostfixFactory]:
     """``postfix_factory(key=..., fullchain=..., hostname="mx.example.test", port=None,
     address="127.0.0.1")`` -> a started PostfixInstance in tmp_path/postfix-N."""
-    started: list[PostfixInstance] = []
 
-    def make(
-        *, key: Path, fullchain: Path, hostname: str = "mx.example.test", **kwargs: Any
+    def build(
+        number: int, *, key: Path, fullchain: Path, hostname: str = "mx.example.test", **kwargs: Any
     ) -> PostfixInstance:
-        instance = PostfixInstance(
-            tmp_path / f"postfix-{len(started) + 1}",
+        return PostfixInstance(
+            tmp_path / f"postfix-{number}",
             hostname=hostname,
             key=key,
             fullchain=fullchain,
             **kwargs,
         )
-        started.append(instance)
-        instance.start()
-        return instance
 
-    try:
+    with started_each(build) as make:
         yield make
-    finally:
-        _stop_all(started)
 
 
 @pytest.fixture
@@ -86,38 +81,20 @@ def postfix_container_factory(
     Mount what the keys live in (e.g. certbot's config_dir, whose live/ links point into
     archive/) with ``volumes=[(dir, dir)]``; the container's workdir is mounted already.
     """
-    started: list[PostfixContainer] = []
 
-    def make(
-        *, key: Path, fullchain: Path, hostname: str = "mx.example.test", **kwargs: Any
+    def build(
+        number: int, *, key: Path, fullchain: Path, hostname: str = "mx.example.test", **kwargs: Any
     ) -> PostfixContainer:
         name = kwargs.pop("name", f"cdt-mail-{uuid.uuid4().hex[:10]}")
-        container = PostfixContainer(
+        return PostfixContainer(
             podman_docker,
-            tmp_path / f"postfix-container-{len(started) + 1}",
+            tmp_path / f"postfix-container-{number}",
             name=name,
             hostname=hostname,
             key=key,
             fullchain=fullchain,
             **kwargs,
         )
-        started.append(container)
-        container.start()
-        return container
 
-    try:
+    with started_each(build) as make:
         yield make
-    finally:
-        _stop_all(started)
-
-
-def _stop_all(services: Sequence[PostfixInstance | PostfixContainer]) -> None:
-    """Stops each one even when an earlier stop raised; re-raises the first error at the end."""
-    errors: list[BaseException] = []
-    for service in reversed(services):
-        try:
-            service.stop()
-        except Exception as exc:
-            errors.append(exc)
-    if errors:
-        raise errors[0]
