@@ -624,7 +624,6 @@ def commit(
     now: datetime | None = None,
 ) -> StepResult:
     """Issue the certificate for the staged key once that is safe; refuse (unchanged) before."""
-    from certbot_dane_tlsa.keygen import KeyShape
     from certbot_dane_tlsa.pipeline import deploy
     from certbot_dane_tlsa.runner import run
     from certbot_dane_tlsa.tlsa import load_private_key

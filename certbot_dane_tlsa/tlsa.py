@@ -32,7 +32,6 @@ from certbot_dane_tlsa.records import MATCHING_TYPES, SELECTORS, TlsaParams, Tls
 if TYPE_CHECKING:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
-    from cryptography.hazmat.primitives.serialization import Encoding
 
 # Digests of empty input: data equal to one of these means the key or certificate never
 # reached the hash (the failure described in docs/field-notes.md section 1).
@@ -97,14 +96,6 @@ class Certificate:
 
             self._x509 = x509.load_der_x509_certificate(self._info.der)
         return self._x509
-
-    def public_bytes(self, encoding: Encoding) -> bytes:
-        """The certificate in ``encoding``, as :meth:`x509.Certificate.public_bytes` gives it."""
-        from cryptography.hazmat.primitives.serialization import Encoding
-
-        if encoding is Encoding.DER:
-            return self._info.der
-        return self.to_x509().public_bytes(encoding)
 
     def subject_text(self) -> str:
         """The subject in RFC 4514 form, for messages (this imports cryptography)."""
