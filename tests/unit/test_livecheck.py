@@ -352,7 +352,6 @@ def open_tmp() -> Iterator[Path]:
 
 @pytest.mark.services
 def test_real_postfix_starttls_and_key_change_after_reload(open_tmp: Path) -> None:
-    from cryptography.hazmat.primitives.serialization import Encoding
 
     from tests.services.postfix import PostfixInstance, wait_until_presented
 
@@ -375,7 +374,7 @@ def test_real_postfix_starttls_and_key_change_after_reload(open_tmp: Path) -> No
         new = derive(lineage.material(), TlsaParams(3, 1, 1))
         # `postfix reload` returns before the old smtpd processes are gone: poll.
         renewed_leaf = lineage.material().leaf
-        wait_until_presented("127.0.0.1", postfix.port, renewed_leaf.public_bytes(Encoding.DER))
+        wait_until_presented("127.0.0.1", postfix.port, renewed_leaf.der)
         chain = fetch_chain("127.0.0.1", postfix.port, mode="starttls-smtp", server_name=NAME)
         assert chain[0] != pki.leaf
         assert chain_matches(chain, [old, new, issuer]) == [new, issuer]
